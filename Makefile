@@ -1,0 +1,26 @@
+# The README's two commands: `make demo` (the main job) and `make test` (what CI runs).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test pytest plugins clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/dff demo
+
+test: plugins pytest
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+plugins:
+	bash plugins/ci.sh
+
+clean:
+	rm -rf $(VENV) plugins/build

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``dff`` CLI, one module each (see :mod:`dff.cli`)."""

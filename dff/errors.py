@@ -1,0 +1,25 @@
+"""Errors the user can act on. Their message names the problem and the fix."""
+
+
+class DFFError(Exception):
+    """Base class: the CLI prints these as one line, without a traceback."""
+
+
+class CheckpointError(DFFError, ValueError):
+    """A checkpoint is missing, truncated, corrupt or does not match its configuration."""
+
+
+class ConfigError(DFFError, ValueError):
+    """A configuration has an unknown key or a value out of range."""
+
+
+class InputSizeError(DFFError, ValueError):
+    """A frame size the networks cannot take."""
+
+
+class ExportError(DFFError):
+    """An export directory is missing, corrupt, or cannot be written."""
+
+
+class VideoError(DFFError):
+    """A video or frame source cannot be opened or read."""

@@ -1,0 +1,171 @@
+"""The export manifest: what ``dff export`` wrote and how to feed it. Torch-free.
+
+The manifest is the single contract between the exporter, the engine builder and the runtime:
+tensor names, dtypes and shapes of every model, the preprocessing the graphs expect, the frame
+sizes they allow, and a SHA-256 of every file (checked on load, so an engine is never built
+from, and a runtime never runs, a file other than the one exported).
+
+Preprocessing lives inside the graphs: ``feature.onnx`` and ``flow.onnx`` take uint8 frames
+(N, H, W, 3) in BGR order, as OpenCV decodes them, and normalise on the device. The host only
+resizes a frame to an allowed size. ``task.onnx`` ends with the per-pixel labels at frame size,
+so postprocessing on the host is nothing either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from dff.config import ModelConfig, from_dict, to_dict
+from dff.errors import ConfigError, ExportError, InputSizeError
+from dff.frames import FEATURE_STRIDE
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "dff-export-1"
+
+#: Tensor names shared by exporter, builder and runtime.
+FRAME, KEY_FRAME, FEAT, KEY_FEAT, FLOW, SCALE = "frame", "key_frame", "feat", "key_feat", "flow", "scale"
+SCORES, PROBS, LABELS = "scores", "probs", "labels"
+
+Dim = int | str  # an int is fixed; a string names a dynamic dimension ("N", "H", "W", "H/16", "W/16")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: Literal["uint8", "float16", "float32", "int64"]
+    shape: tuple[Dim, ...]
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One ONNX file and its interface."""
+
+    file: str
+    sha256: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What the graphs do to a uint8 frame, and what the host must do before (resize only)."""
+
+    layout: Literal["nhwc"] = "nhwc"
+    channel_order: Literal["bgr"] = "bgr"
+    mean: tuple[float, float, float] = (123.675, 116.28, 103.53)  # RGB, 0..255 scale
+    std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+    resize: Literal["bilinear-to-allowed-size"] = "bilinear-to-allowed-size"
+    #: F halves both frames with 2×2 average pooling inside its graph (Section 4: "the input image is half-sized").
+    flow_input_scale: float = 0.5
+
+
+@dataclass(frozen=True)
+class SizeRange:
+    """Allowed frame sizes: multiples of ``multiple`` between the bounds (inclusive); fixed when min == max."""
+
+    min_height: int
+    min_width: int
+    max_height: int
+    max_width: int
+    multiple: int = FEATURE_STRIDE
+
+    def check(self, height: int, width: int) -> None:
+        if not (
+            self.min_height <= height <= self.max_height
+            and self.min_width <= width <= self.max_width
+            and height % self.multiple == 0
+            and width % self.multiple == 0
+        ):
+            raise InputSizeError(
+                f"frame size {height}x{width} (HxW) is outside this export's allowed sizes: heights "
+                f"{self.min_height}..{self.max_height} and widths {self.min_width}..{self.max_width}, multiples of "
+                f"{self.multiple}; resize the frames (the runtime does this with resize=True) or export again with "
+                f"--height/--width"
+            )
+
+    def nearest(self, height: int, width: int) -> tuple[int, int]:
+        """The allowed size closest to (height, width)."""
+
+        def fit(side: int, low: int, high: int) -> int:
+            return min(high, max(low, int(round(side / self.multiple)) * self.multiple))
+
+        return fit(height, self.min_height, self.max_height), fit(width, self.min_width, self.max_width)
+
+
+@dataclass(frozen=True)
+class Models:
+    feature: ModelFile
+    flow: ModelFile
+    task: ModelFile
+    warp: ModelFile
+    warp_plugin: ModelFile
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format: str
+    exporter_version: str
+    model: ModelConfig
+    opset: int
+    dtype: Literal["float32", "float16"]
+    feature_stride: int
+    class_names: tuple[str, ...]
+    preprocessing: Preprocessing
+    sizes: SizeRange
+    models: Models
+
+    def files(self) -> dict[str, ModelFile]:
+        """Each model by its role: feature, flow, task, warp, warp_plugin."""
+        return {name: getattr(self.models, name) for name in ("feature", "flow", "task", "warp", "warp_plugin")}
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: str | Path, manifest: Manifest) -> Path:
+    """Write ``manifest.json`` into ``directory`` atomically."""
+    path = Path(directory) / MANIFEST_NAME
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(to_dict(manifest), handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_manifest(directory: str | Path, *, verify: bool = True) -> Manifest:
+    """Read an export directory's manifest; with ``verify``, check every file's SHA-256."""
+    directory = Path(directory)
+    path = directory / MANIFEST_NAME
+    if not directory.is_dir():
+        raise ExportError(f"export directory {directory} does not exist: create it with `dff export CHECKPOINT --out {directory}`")
+    if not path.is_file():
+        raise ExportError(f"{directory} has no {MANIFEST_NAME}: it is not a dff export (run `dff export` again)")
+    try:
+        manifest = from_dict(Manifest, json.loads(path.read_text()), where=str(path))
+    except (json.JSONDecodeError, ConfigError) as error:
+        raise ExportError(f"{path} is corrupt: {error}; run `dff export` again") from None
+    if manifest.format != FORMAT:
+        raise ExportError(f"{path} has format {manifest.format!r}, this dff reads {FORMAT!r}: run `dff export` again")
+    if verify:
+        for role, entry in manifest.files().items():
+            file = directory / entry.file
+            if not file.is_file():
+                raise ExportError(f"{file} ({role} model) is missing from the export: run `dff export` again")
+            if sha256_file(file) != entry.sha256:
+                raise ExportError(
+                    f"{file} ({role} model) does not match the SHA-256 in {MANIFEST_NAME}: the file was changed or "
+                    f"corrupted after export; run `dff export` again"
+                )
+    return manifest
