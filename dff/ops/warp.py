@@ -34,8 +34,9 @@ def sampling_grid(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
     n, _, h, w = flow.shape
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
-    # align_corners=True maps -1 and +1 to the centres of the first and last cells;
-    # max(…, 1) keeps a one-pixel-wide map finite (every sample then reads column 0).
+    # align_corners=True maps -1 and +1 to the centres of the first and last cells. A map one
+    # cell wide has no such span: max(…, 1) keeps it finite and every sample then reads cell 0
+    # (grid_sample's rule, which the kernel follows too); frames of >= 64 px never produce one.
     gx = (xs + flow[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0
     gy = (ys + flow[:, 1]) * (2.0 / max(height - 1, 1)) - 1.0
     return torch.stack((gx, gy), dim=-1)
@@ -47,7 +48,7 @@ def warp(feat: torch.Tensor, flow: torch.Tensor, scale: torch.Tensor | None = No
     if feat.is_cuda and not torch.is_grad_enabled():
         from dff.ops import warp_cuda
 
-        if warp_cuda.available():
+        if warp_cuda.available() and warp_cuda.supports(feat, flow, scale):
             return warp_cuda.warp(feat, flow, scale)
     out = F.grid_sample(
         feat, sampling_grid(flow, feat.shape[2], feat.shape[3]), mode="bilinear", padding_mode="zeros", align_corners=True
