@@ -1,0 +1,306 @@
+"""Frame sources and the video writer. Torch-free: the runtime reads frames through this module.
+
+Every source iterates over :class:`Frame` (index, image): ``image`` is uint8 H×W×3 in **BGR**
+order, as OpenCV decodes it; ``index`` is the frame's position in the source, so frames that
+had to be skipped leave a gap. ``length`` is the announced number of frames (None where it is
+unknown, as for a camera); ``skipped`` counts unreadable frames that were passed over.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from dff.errors import VideoError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+#: Failed reads in a row after which a capture is taken to have ended. A corrupt packet fails one
+#: read and the next one decodes again; the end of a stream (or a truncated file) fails every read.
+MAX_CONSECUTIVE_FAILURES = 5
+
+
+class Frame(NamedTuple):
+    index: int
+    image: np.ndarray
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key comparing the digit runs in ``name`` as numbers: 'frame2' < 'frame10'."""
+    # The original DFF demo globbed frames unsorted and so processed them out of order.
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name) if part)
+
+
+def check_image(image: object, where: str) -> np.ndarray:
+    """``image`` itself if it is a uint8 H×W×3 array; VideoError naming ``where`` otherwise."""
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise VideoError(f"{where}: expected a uint8 H×W×3 BGR image, got {got}")
+    return image
+
+
+class FrameSource:
+    """Base of the sources: ``length``, ``fps``, ``skipped``, and ``len()`` where the length is known."""
+
+    length: int | None = None
+    fps: float | None = None
+    skipped: int = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        if self.length is None:
+            raise TypeError(f"{type(self).__name__} has no known length")
+        return self.length
+
+
+class FrameFolder(FrameSource):
+    """Images in a folder (jpg, jpeg, png, bmp), in natural order of their names."""
+
+    def __init__(self, path: str | Path, *, fps: float | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise VideoError(f"frame folder {self.path} does not exist or is not a folder")
+        self.files = sorted(
+            (p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+            key=lambda p: natural_key(p.name),
+        )
+        if not self.files:
+            raise VideoError(f"frame folder {self.path} holds no images ({', '.join(IMAGE_EXTENSIONS)}, any case)")
+        self.length = len(self.files)
+        self.fps = fps
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.skipped = 0
+        size = None
+        for index, file in enumerate(self.files):
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if image is None:
+                self.skipped += 1
+                warnings.warn(
+                    f"skipping unreadable image {file} (frame {index}; {self.skipped} skipped so far)", stacklevel=2
+                )
+                continue
+            if size is None:
+                size = image.shape[:2]
+            elif image.shape[:2] != size:
+                raise VideoError(
+                    f"{file} is {image.shape[0]}x{image.shape[1]} (HxW) but the frames before it are "
+                    f"{size[0]}x{size[1]}; a sequence needs one frame size"
+                )
+            yield Frame(index, image)
+
+
+class _Capture(FrameSource):
+    """Reading loop shared by video files and cameras: skips corrupt frames, notices an early end."""
+
+    ended_early = False
+    #: The capture opened by the constructor to check the source, kept for the first iteration
+    #: (reopening a camera can take a second).
+    _opened: cv2.VideoCapture | None = None
+
+    def _open(self) -> cv2.VideoCapture:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.skipped = 0
+        self.ended_early = False
+        capture = self._opened if self._opened is not None else self._open()
+        self._opened = None
+        index = 0  # frames consumed: decoded or skipped
+        failures = 0
+        try:
+            while self.length is None or index + failures < self.length:
+                ok, image = capture.read()
+                if not ok:
+                    failures += 1
+                    if failures >= MAX_CONSECUTIVE_FAILURES:
+                        break
+                    continue
+                if failures:
+                    self.skipped += failures
+                    warnings.warn(
+                        f"{self}: skipped {failures} unreadable frame(s) before frame {index + failures}", stacklevel=2
+                    )
+                    index += failures
+                    failures = 0
+                yield Frame(index, image)
+                index += 1
+        finally:
+            capture.release()
+        if self.length is not None and index < self.length:
+            self.ended_early = True
+            warnings.warn(f"{self} ended after {index} of the {self.length} frames it announced", stacklevel=2)
+
+
+class VideoFile(_Capture):
+    """A video file decoded by OpenCV. ``length`` is the container's frame count, which may be wrong:
+    a file that ends sooner stops cleanly and sets ``ended_early``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise VideoError(f"video file {self.path} does not exist")
+        self._opened = self._open()
+        count = int(self._opened.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = self._opened.get(cv2.CAP_PROP_FPS)
+        self.length = count if count > 0 else None
+        self.fps = fps if fps > 0 else None
+
+    def _open(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise VideoError(
+                f"cannot open video {self.path}: not a video, or a codec this OpenCV build lacks "
+                "(re-encode to H.264 .mp4, or pass a folder of frames)"
+            )
+        return capture
+
+    def __str__(self) -> str:
+        return f"video {self.path}"
+
+
+class Camera(_Capture):
+    """A live camera by OpenCV index; its length is unknown."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self._opened = self._open()
+        fps = self._opened.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps > 0 else None
+
+    def _open(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(self.index)
+        if not capture.isOpened():
+            raise VideoError(f"cannot open camera {self.index}: no such device, or it is busy or not permitted")
+        return capture
+
+    def __str__(self) -> str:
+        return f"camera {self.index}"
+
+
+class ArrayFrames(FrameSource):
+    """Frames already in memory: any iterable of uint8 H×W×3 BGR arrays (a list, a generator, an N×H×W×3 array)."""
+
+    def __init__(self, frames: Iterable[np.ndarray], *, fps: float | None = None) -> None:
+        self.frames = frames
+        self.length = len(frames) if hasattr(frames, "__len__") else None  # type: ignore[arg-type]
+        self.fps = fps
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, image in enumerate(self.frames):
+            yield Frame(index, check_image(image, f"frame {index}"))
+
+
+def open_source(spec: str | os.PathLike | int | Iterable[np.ndarray]) -> FrameSource:
+    """The source ``spec`` names: a video file, a folder of frames, a camera index (int or digits), or arrays."""
+    if isinstance(spec, FrameSource):
+        return spec
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        return Camera(int(spec))
+    if isinstance(spec, str) and spec.isdigit():
+        return Camera(int(spec))
+    if isinstance(spec, (str, os.PathLike)):
+        path = Path(spec)
+        if path.is_dir():
+            return FrameFolder(path)
+        if path.is_file():
+            return VideoFile(path)
+        raise VideoError(f"{path} does not exist: give a video file, a folder of frames, or a camera index")
+    if isinstance(spec, Iterable):
+        return ArrayFrames(spec)
+    raise VideoError(f"cannot read frames from a {type(spec).__name__}: give a path, a camera index or an iterable of arrays")
+
+
+class VideoWriter:
+    """Writes an .mp4 (fourcc mp4v) atomically: frames go to a temporary file beside ``path``,
+    which replaces ``path`` on :meth:`close` and is removed if the ``with`` block raises.
+
+    The frame size is taken from the first frame; every frame must be uint8 H×W×3 BGR.
+    """
+
+    def __init__(self, path: str | Path, *, fps: float, fourcc: str = "mp4v") -> None:
+        if not (fps > 0):
+            raise ValueError(f"fps must be > 0, got {fps}")
+        if len(fourcc) != 4:
+            raise ValueError(f"fourcc must be 4 characters, got {fourcc!r}")
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise VideoError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        self.fps = fps
+        self.fourcc = fourcc
+        self.count = 0
+        self._size: tuple[int, int] | None = None
+        self._writer: cv2.VideoWriter | None = None
+        self.temp_path: Path | None = None
+
+    def write(self, image: np.ndarray) -> None:
+        check_image(image, f"frame {self.count} for {self.path}")
+        size = image.shape[:2]
+        if self._writer is None:
+            # Same folder (so os.replace is a rename) and same extension (OpenCV picks the container by it).
+            handle, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+            os.close(handle)
+            self.temp_path = Path(name)
+            self._writer = cv2.VideoWriter(
+                str(self.temp_path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (size[1], size[0])
+            )
+            if not self._writer.isOpened():
+                self.abort()
+                raise VideoError(
+                    f"cannot write video {self.path} with fourcc {self.fourcc!r}: this OpenCV build has no such "
+                    "encoder for that container (use .mp4 with mp4v)"
+                )
+            self._size = size
+        elif size != self._size:
+            raise VideoError(
+                f"frame {self.count} for {self.path} is {size[0]}x{size[1]} (HxW) but the video is "
+                f"{self._size[0]}x{self._size[1]}"  # type: ignore[index]
+            )
+        self._writer.write(np.ascontiguousarray(image))
+        self.count += 1
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        if self._writer is None:
+            self.abort()
+            raise VideoError(f"no frames were written to {self.path}; nothing saved")
+        self._writer.release()
+        self._writer = None
+        os.replace(self.temp_path, self.path)  # type: ignore[arg-type]
+        self.temp_path = None
+
+    def abort(self) -> None:
+        """Drop the temporary file; ``path`` is left as it was."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if self.temp_path is not None:
+            self.temp_path.unlink(missing_ok=True)
+            self.temp_path = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], *, fps: float) -> int:
+    """Write BGR frames to ``path`` atomically; returns the number written."""
+    with VideoWriter(path, fps=fps) as writer:
+        for image in frames:
+            writer.write(image)
+    return writer.count
