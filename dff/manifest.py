@@ -119,6 +119,8 @@ class Manifest:
     preprocessing: Preprocessing
     sizes: SizeRange
     models: Models
+    #: SHA-256 of the checkpoint the graphs were exported from (``dff check --checkpoint`` compares against it).
+    checkpoint_sha256: str | None = None
 
     def files(self) -> dict[str, ModelFile]:
         """Each model by its role: feature, flow, task, warp, warp_plugin."""
@@ -137,6 +139,8 @@ def write_manifest(directory: str | Path, manifest: Manifest) -> Path:
     """Write ``manifest.json`` into ``directory`` atomically."""
     path = Path(directory) / MANIFEST_NAME
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest.", suffix=".tmp")
+    # mkstemp creates the file private (0600); a manifest is as readable as the models beside it.
+    os.fchmod(fd, 0o644)
     with os.fdopen(fd, "w") as handle:
         json.dump(to_dict(manifest), handle, indent=2)
         handle.write("\n")

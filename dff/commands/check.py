@@ -1,0 +1,49 @@
+"""``dff check``: validate an export in ONNX Runtime, OpenCV DNN and onnx's ReferenceEvaluator against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+
+from dff.commands.export import size_arg
+
+
+def _runtimes_arg(text: str) -> tuple[str, ...]:
+    # Names are checked by check_export: the list of runtimes lives with the runners.
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="validate an export: ONNX checker, shape inference, and outputs in three runtimes against PyTorch",
+        description="Exit status 0 when every model passes the ONNX checker and every output agrees with the "
+        "reference within tolerance, 1 otherwise.",
+    )
+    parser.add_argument("directory", help="export directory written by `dff export`")
+    parser.add_argument("--checkpoint", default=None,
+                        help="the exported checkpoint: compare with PyTorch (default: compare with ONNX Runtime)")
+    parser.add_argument("--frames", default=None, help="folder of images or a video: also check on two real frames")
+    parser.add_argument("--frame-size", type=size_arg, default=None, metavar="HxW",
+                        help="size the real frames are resized to (default: allowed size nearest to a 256 long side)")
+    parser.add_argument("--runtimes", type=_runtimes_arg, default=None, metavar="LIST",
+                        help="comma-separated runtimes to run (default onnxruntime,opencv,reference; reference is slow "
+                        "for full-size models)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    parser.add_argument("--verbose", action="store_true", help="print every comparison, not only the worst ones")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dff.export.check import check_export
+    from dff.export.runners import RUNTIMES
+
+    report = check_export(
+        args.directory,
+        checkpoint=args.checkpoint,
+        frames=args.frames,
+        frame_size=args.frame_size,
+        runtimes=args.runtimes or RUNTIMES,
+        seed=args.seed,
+    )
+    print("\n".join(report.lines(verbose=args.verbose)))
+    return 0 if report.ok else 1
