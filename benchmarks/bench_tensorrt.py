@@ -1,0 +1,173 @@
+"""TensorRT against ONNX Runtime: each engine's outputs through Polygraphy, then Algorithm 1's timing per backend.
+
+    python benchmarks/bench_tensorrt.py EXPORT_DIR                      # ../shared/data car video, l = 10
+    python benchmarks/bench_tensorrt.py EXPORT_DIR --plugin-lib plugins/build/libdff_warp_plugin.so
+    python benchmarks/bench_tensorrt.py EXPORT_DIR --source video.mp4 --frames 300 --interval 5
+
+1. Per engine, ``polygraphy run X.onnx --trt --onnxrt`` on random inputs at the chosen frame size
+   (strongly typed, as ``dff build`` builds); the plugin warp (``warp_plugin.onnx --trt --plugins LIB``)
+   is compared with ONNX Runtime's run of ``warp.onnx`` on the same inputs, since ONNX Runtime has
+   no DFFWarp kernel. Without TensorRT, ONNX Runtime alone runs each file (a smoke test).
+2. Algorithm 1 on real video frames (decoded beforehand, so decoding is not timed), per-stage
+   times synchronised, with every backend this machine has: ONNX Runtime on the CPU (and its CUDA and
+   TensorRT providers where onnxruntime-gpu is installed), and the TensorRT backend without and with
+   CUDA graphs (engines built by ``dff build`` first, reused when up to date).
+
+Without TensorRT it says so, runs what it can, and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from dff.engines.profiles import FrameSize, input_shapes, make_profile  # noqa: E402
+from dff.manifest import FLOW, FRAME, KEY_FRAME, load_manifest  # noqa: E402
+from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, TimingSummary, open_backend  # noqa: E402
+from dff.sources import open_source  # noqa: E402
+
+DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "videos" / "car_traffic_small.mp4"
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+#: Value ranges of the random inputs: frames are uint8 images, flow a few feature cells; the rest Polygraphy's [0, 1].
+VALUE_RANGES = {FRAME: "[0,255]", KEY_FRAME: "[0,255]", FLOW: "[-3.0,3.0]"}
+
+
+def polygraphy() -> str:
+    beside = Path(sys.executable).parent / "polygraphy"
+    found = str(beside) if beside.is_file() else shutil.which("polygraphy")
+    if found is None:
+        raise SystemExit("polygraphy is not installed (pip install polygraphy)")
+    return found
+
+
+def polygraphy_inputs(shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    args = ["--input-shapes", *(f"{name}:[{','.join(map(str, shape))}]" for name, shape in shapes.items())]
+    ranges = [f"{name}:{VALUE_RANGES[name]}" for name in shapes if name in VALUE_RANGES]
+    return args + (["--val-range", *ranges] if ranges else [])
+
+
+def run_polygraphy(label: str, args: list[str]) -> bool:
+    """Run one Polygraphy command; print its verdict line (and its tail when it fails)."""
+    result = subprocess.run([polygraphy(), "run", *args], capture_output=True, text=True, check=False)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    verdict = next((line for line in reversed(lines) if "| Runtime:" in line), "")
+    runtime = verdict.split("| Runtime:")[-1].split("|")[0].strip() if verdict else "-"
+    print(f"| {label} | {'PASSED' if result.returncode == 0 else 'FAILED'} | {runtime} |")
+    if result.returncode != 0:
+        print("\n".join("    " + line for line in lines[-15:]))
+    return result.returncode == 0
+
+
+def compare_engines(export_dir: Path, size: FrameSize, plugin_lib: Path | None) -> None:
+    manifest = load_manifest(export_dir)
+    profile = make_profile(manifest.sizes, min=size, opt=size, max=size)
+    files = manifest.files()
+    runners = ["--trt", "--strongly-typed", "--onnxrt"] if HAS_TENSORRT else ["--onnxrt"]
+    print(
+        f"\n## Engines, TensorRT {'against ONNX Runtime' if HAS_TENSORRT else 'absent: ONNX Runtime alone'} at {size}\n"
+    )
+    print("| model | result | Polygraphy run time |\n|---|---|---|")
+    for role in ("feature", "flow", "warp", "task"):
+        shapes = {name: opt for name, (_, opt, _) in input_shapes(files[role], profile).items()}
+        run_polygraphy(files[role].file, [str(export_dir / files[role].file), *runners, *polygraphy_inputs(shapes)])
+    if plugin_lib is None or not HAS_TENSORRT:
+        return
+    shapes = {name: opt for name, (_, opt, _) in input_shapes(files["warp"], profile).items()}
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs, outputs = Path(scratch) / "inputs.json", Path(scratch) / "onnxrt.json"
+        reference = [str(export_dir / files["warp"].file), "--onnxrt", *polygraphy_inputs(shapes)]
+        if run_polygraphy(
+            "warp.onnx (reference for the plugin)",
+            [*reference, "--save-inputs", str(inputs), "--save-outputs", str(outputs)],
+        ):
+            run_polygraphy(
+                f"{files['warp_plugin'].file} + {plugin_lib.name}",
+                [
+                    str(export_dir / files["warp_plugin"].file),
+                    "--trt",
+                    "--strongly-typed",
+                    "--plugins",
+                    str(plugin_lib),
+                    "--load-inputs",
+                    str(inputs),
+                    "--load-outputs",
+                    str(outputs),
+                ],
+            )
+
+
+def backends(export_dir: Path, plugin_lib: Path | None) -> list[tuple[str, str, dict[str, object]]]:
+    """(label, backend name, options) of every backend this machine can run."""
+    import onnxruntime as ort
+
+    chosen: list[tuple[str, str, dict[str, object]]] = [("onnxruntime cpu", "onnxruntime", {"provider": "cpu"})]
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" in available:
+        chosen.append(("onnxruntime cuda", "onnxruntime", {"provider": "cuda"}))
+    if "TensorrtExecutionProvider" in available:
+        cache = export_dir / "engines" / "onnxruntime-trt"
+        chosen.append(("onnxruntime tensorrt", "onnxruntime", {"provider": "tensorrt", "engine_cache_dir": cache}))
+    if HAS_TENSORRT:
+        from dff.engines.build import BuildOptions, build_engines
+
+        build_engines(export_dir, BuildOptions(plugin_lib=plugin_lib))
+        chosen.append(("tensorrt", "tensorrt", {"cuda_graph": False}))
+        chosen.append(("tensorrt + CUDA graphs", "tensorrt", {"cuda_graph": True}))
+    else:
+        print("\nTensorRT is not installed: the TensorRT backend is skipped (pip install deep-feature-flow[tensorrt]).")
+    return chosen
+
+
+def time_backends(export_dir: Path, frames: list[np.ndarray], interval: int, plugin_lib: Path | None) -> None:
+    results = []
+    for label, name, options in backends(export_dir, plugin_lib):
+        with open_backend(name, model=export_dir, **options) as backend:
+            runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(interval), sync_timing=True)
+            runtime.warmup(*frames[0].shape[:2])
+            timing = TimingSummary.of([runtime(frame).timing for frame in frames], interval=interval)
+        results.append((label, timing))
+        print(f"\n### {label}\n" + "\n".join(timing.lines()))
+    print(f"\n## Algorithm 1, l = {interval}, {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}\n")
+    print("| backend | fps | key ms | non-key ms | r (Eq. 5) |\n|---|---|---|---|---|")
+    for label, t in results:
+        key = f"{t.key.mean_ms:.2f}" if t.key else "-"
+        non_key = f"{t.non_key.mean_ms:.2f}" if t.non_key else "-"
+        ratio = f"{t.ratio:.3f}" if t.ratio is not None else "-"
+        print(f"| {label} | {t.fps:.1f} | {key} | {non_key} | {ratio} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("export_dir", type=Path, help="directory written by `dff export`")
+    parser.add_argument(
+        "--source", default=str(DEFAULT_SOURCE), help="video file or frame folder (default: %(default)s)"
+    )
+    parser.add_argument("--frames", type=int, default=100, help="frames to time (default: %(default)s)")
+    parser.add_argument("--interval", type=int, default=10, help="key-frame interval l (default: %(default)s)")
+    parser.add_argument(
+        "--plugin-lib", type=Path, help="DFFWarp plugin library: the TensorRT warp engine uses the plugin"
+    )
+    args = parser.parse_args()
+
+    frames = [frame.image for _, frame in zip(range(args.frames), open_source(args.source))]
+    if not frames:
+        raise SystemExit(f"{args.source} gave no frames")
+    manifest = load_manifest(args.export_dir)
+    size = FrameSize(*manifest.sizes.nearest(*frames[0].shape[:2]))
+    compare_engines(args.export_dir, size, args.plugin_lib)
+    time_backends(args.export_dir, frames, args.interval, args.plugin_lib)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

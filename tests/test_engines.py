@@ -1,0 +1,447 @@
+"""dff.engines without TensorRT: GPU identity, profiles, cache keys, build records, load-time checks, `dff build` errors.
+
+Everything here runs on any machine: these are the checks made before TensorRT is imported or an
+engine is deserialised. The files standing in for engine plans are plain bytes: no TensorRT reads
+them, only the SHA-256 and record checks do. tests/test_tensorrt.py builds and runs real engines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dff.cli import main
+from dff.engines.build import BuildOptions, check_options, parse_bytes, plan_build
+from dff.engines.errors import INSTALL_HINT, EngineError
+from dff.engines.gpu import GpuIdentity, current_gpu, parse_nvidia_smi
+from dff.engines.profiles import FrameSize, SizeProfile, input_shapes, make_profile, parse_frame_size, resolve_shape
+from dff.engines.records import (
+    FORMAT,
+    BuildRecord,
+    EngineKey,
+    TensorRecord,
+    cached_record,
+    check_plugin_library,
+    read_engine,
+    read_record,
+    select_record,
+    write_atomic,
+    write_record,
+)
+from dff.errors import ConfigError, ExportError
+from dff.manifest import SizeRange, load_manifest
+
+H200 = GpuIdentity(name="NVIDIA H200", compute_capability="9.0")
+A10 = GpuIdentity(name="NVIDIA A10", compute_capability="8.6")
+TRT = "10.9.0.34"
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real export of a tiny randomly initialised model, frames 64x64 to 128x160."""
+    import torch
+
+    from dff.checkpoint import save_checkpoint
+    from dff.config import ModelConfig
+    from dff.export import ExportOptions, export_checkpoint
+    from dff.models import build_model
+
+    root = tmp_path_factory.mktemp("engines")
+    config = ModelConfig(feature="tiny", flow="tiny", num_classes=3)
+    torch.manual_seed(0)
+    save_checkpoint(root / "model.safetensors", build_model(config), config)
+    export_checkpoint(
+        root / "model.safetensors", root / "export", ExportOptions(min_size=(64, 64), max_size=(128, 160))
+    )
+    return root / "export"
+
+
+def make_key(**changes: object) -> EngineKey:
+    key = EngineKey(
+        role="feature",
+        onnx_file="feature.onnx",
+        onnx_sha256="a" * 64,
+        gpu=H200,
+        tensorrt_version=TRT,
+        profile=SizeProfile(min=FrameSize(64, 64), opt=FrameSize(128, 160), max=FrameSize(128, 160)),
+    )
+    return dataclasses.replace(key, **changes)
+
+
+def store_engine(
+    directory: Path, key: EngineKey, plan: bytes, built_at: str = "2025-01-01T00:00:00+00:00"
+) -> BuildRecord:
+    """Write ``plan`` and its build record as ``dff build`` does."""
+    import hashlib
+
+    record = BuildRecord(
+        format=FORMAT,
+        key=key,
+        digest=key.digest(),
+        engine_file=f"{key.stem}.engine",
+        engine_sha256=hashlib.sha256(plan).hexdigest(),
+        engine_bytes=len(plan),
+        built_at=built_at,
+        build_seconds=1.5,
+        tensors=(
+            TensorRecord(
+                name="frame",
+                mode="input",
+                dtype="uint8",
+                shape=(-1, -1, -1, 3),
+                profile=((1, 64, 64, 3), (1, 128, 160, 3), (1, 128, 160, 3)),
+            ),
+            TensorRecord(name="feat", mode="output", dtype="float32", shape=(-1, 32, -1, -1)),
+        ),
+    )
+    write_atomic(directory / record.engine_file, plan)
+    write_record(directory, record)
+    return record
+
+
+class TestGpuIdentity:
+    def test_parse_nvidia_smi_picks_the_device(self) -> None:
+        text = "NVIDIA H200, 9.0\nNVIDIA A10, 8.6\n"
+        assert parse_nvidia_smi(text) == H200
+        assert parse_nvidia_smi(text, device=1) == A10
+
+    def test_parse_nvidia_smi_keeps_commas_in_names(self) -> None:
+        assert parse_nvidia_smi("NVIDIA RTX 6000 Ada Generation, 8.9").name == "NVIDIA RTX 6000 Ada Generation"
+
+    def test_parse_nvidia_smi_rejects_a_missing_device(self) -> None:
+        with pytest.raises(EngineError, match="lists 1 GPU"):
+            parse_nvidia_smi("NVIDIA H200, 9.0", device=1)
+
+    def test_parse_nvidia_smi_rejects_output_without_compute_capability(self) -> None:
+        with pytest.raises(EngineError, match="expected 'NAME, MAJOR.MINOR'"):
+            parse_nvidia_smi("NVIDIA H200, [N/A]")
+
+    def test_identity_needs_a_compute_capability(self) -> None:
+        with pytest.raises(ValueError, match="compute capability like '8.6'"):
+            GpuIdentity(name="NVIDIA H200", compute_capability="sm90")
+
+    @pytest.mark.skipif(
+        shutil.which("nvidia-smi") is not None or importlib.util.find_spec("cuda") is not None,
+        reason="this machine can identify its GPU",
+    )
+    def test_no_gpu_is_a_clear_error(self) -> None:
+        with pytest.raises(EngineError, match="no GPU found"):
+            current_gpu()
+
+
+class TestProfiles:
+    sizes = SizeRange(min_height=64, min_width=64, max_height=128, max_width=160)
+
+    def test_parse_frame_size(self) -> None:
+        assert parse_frame_size(" 480x640 ", "--opt-size") == FrameSize(height=480, width=640)
+        with pytest.raises(ConfigError, match=r"--opt-size expects HEIGHTxWIDTH .* got '480'"):
+            parse_frame_size("480", "--opt-size")
+
+    def test_defaults_come_from_the_export(self) -> None:
+        profile = make_profile(self.sizes)
+        assert profile == SizeProfile(min=FrameSize(64, 64), opt=FrameSize(128, 160), max=FrameSize(128, 160))
+        assert profile.size_range(16) == self.sizes
+
+    def test_opt_defaults_to_the_given_max(self) -> None:
+        assert make_profile(self.sizes, max=FrameSize(96, 96)).opt == FrameSize(96, 96)
+
+    @pytest.mark.parametrize(
+        ("bound", "size"),
+        [
+            ("min", FrameSize(48, 64)),
+            ("opt", FrameSize(128, 176)),
+            ("max", FrameSize(144, 160)),
+            ("opt", FrameSize(100, 96)),
+        ],
+    )
+    def test_sizes_outside_the_export_are_rejected(self, bound: str, size: FrameSize) -> None:
+        with pytest.raises(
+            ConfigError,
+            match=rf"--{bound}-size {size} is not a frame size this export allows "
+            r"\(heights 64..128 and widths 64..160, multiples of 16\)",
+        ):
+            make_profile(self.sizes, **{bound: size})
+
+    @pytest.mark.parametrize(
+        "sizes",
+        [
+            {"min": FrameSize(96, 64), "opt": FrameSize(80, 160)},  # height out of order
+            {"opt": FrameSize(128, 96), "max": FrameSize(128, 80)},  # width out of order
+        ],
+    )
+    def test_min_opt_max_must_be_ordered_on_both_sides(self, sizes: dict[str, FrameSize]) -> None:
+        with pytest.raises(ConfigError, match="min <= opt <= max in both height and width"):
+            make_profile(self.sizes, **sizes)
+
+    def test_input_shapes_of_the_flow_network(self, export_dir: Path) -> None:
+        manifest = load_manifest(export_dir)
+        shapes = input_shapes(manifest.models.flow, make_profile(manifest.sizes, opt=FrameSize(96, 128)))
+        assert shapes == {name: ((1, 64, 64, 3), (1, 96, 128, 3), (1, 128, 160, 3)) for name in ("key_frame", "frame")}
+
+    def test_input_shapes_on_the_feature_grid(self, export_dir: Path) -> None:
+        manifest = load_manifest(export_dir)
+        shapes = input_shapes(manifest.models.warp, make_profile(manifest.sizes))
+        assert shapes["flow"] == ((1, 2, 4, 4), (1, 2, 8, 10), (1, 2, 8, 10))
+        assert shapes["key_feat"][2] == (1, manifest.model.channels, 8, 10)
+
+    def test_unknown_dimension_names_are_an_export_error(self) -> None:
+        with pytest.raises(ExportError, match="dimension 'T' is not one of N, H, W, H/k, W/k"):
+            resolve_shape(("N", "T"), FrameSize(64, 64), "x.onnx input 'y'")
+
+
+class TestEngineKey:
+    def test_digest_is_stable_and_names_the_files(self) -> None:
+        assert make_key().digest() == make_key().digest()
+        assert len(make_key().digest()) == 64
+        assert make_key().stem == f"feature-{make_key().digest()[:16]}"
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"onnx_sha256": "b" * 64},
+            {"gpu": A10},
+            {"gpu": GpuIdentity(name="NVIDIA H200", compute_capability="9.1")},
+            {"tensorrt_version": "11.1.0"},
+            {"profile": SizeProfile(min=FrameSize(64, 64), opt=FrameSize(96, 96), max=FrameSize(128, 160))},
+            {"workspace": 1 << 30},
+            {"plugin_sha256": "c" * 64},
+            {"onnx_file": "warp_plugin.onnx"},
+        ],
+    )
+    def test_every_dependency_changes_the_digest(self, change: dict[str, object]) -> None:
+        assert make_key(**change).digest() != make_key().digest()
+
+
+class TestBuildRecords:
+    def test_round_trip(self, tmp_path: Path) -> None:
+        record = store_engine(tmp_path, make_key(), b"plan bytes")
+        assert read_record(tmp_path / f"{make_key().stem}.json") == record
+        assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+    def test_unreadable_record(self, tmp_path: Path) -> None:
+        path = tmp_path / "feature-0123456789abcdef.json"
+        path.write_text('{"format": "dff-engine-1", "key": ')
+        with pytest.raises(EngineError, match=r"build record .* is unreadable .* run `dff build` again"):
+            read_record(path)
+
+    def test_record_of_another_format(self, tmp_path: Path) -> None:
+        store_engine(tmp_path, make_key(), b"plan")
+        path = tmp_path / f"{make_key().stem}.json"
+        path.write_text(path.read_text().replace(FORMAT, "dff-engine-0"))
+        with pytest.raises(EngineError, match="has format 'dff-engine-0', this dff reads 'dff-engine-1'"):
+            read_record(path)
+
+    def test_cache_hit_needs_an_intact_engine_of_the_same_key(self, tmp_path: Path) -> None:
+        assert cached_record(tmp_path, make_key()) is None
+        record = store_engine(tmp_path, make_key(), b"plan")
+        assert cached_record(tmp_path, make_key()) == record
+        assert cached_record(tmp_path, make_key(workspace=1 << 30)) is None
+        (tmp_path / record.engine_file).write_bytes(b"pla")  # truncated: rebuild
+        assert cached_record(tmp_path, make_key()) is None
+
+
+class TestSelectRecord:
+    def select(self, directory: Path, **overrides: object) -> BuildRecord:
+        arguments = {"onnx_sha256s": {"a" * 64}, "gpu": H200, "tensorrt_version": TRT, **overrides}
+        return select_record(directory, "feature", **arguments)  # type: ignore[arg-type]
+
+    def test_no_engines(self, tmp_path: Path) -> None:
+        with pytest.raises(
+            EngineError, match=r"has no feature engine: build the engines with `dff build EXPORT_DIR --out"
+        ):
+            self.select(tmp_path)
+
+    def test_engine_for_another_gpu(self, tmp_path: Path) -> None:
+        store_engine(tmp_path, make_key(gpu=A10), b"plan")
+        with pytest.raises(EngineError) as error:
+            self.select(tmp_path)
+        message = str(error.value)
+        assert "built for NVIDIA A10 (compute capability 8.6) with TensorRT 10.9.0.34" in message
+        assert "this machine has NVIDIA H200 (compute capability 9.0) with TensorRT 10.9.0.34" in message
+        assert "run `dff build` again on this machine" in message
+
+    def test_engine_for_another_tensorrt(self, tmp_path: Path) -> None:
+        store_engine(tmp_path, make_key(tensorrt_version="10.3.0"), b"plan")
+        with pytest.raises(
+            EngineError, match=r"with TensorRT 10.3.0, but this machine .* with TensorRT 10.9.0.34.*dff build"
+        ):
+            self.select(tmp_path)
+
+    def test_engine_from_another_export(self, tmp_path: Path) -> None:
+        store_engine(tmp_path, make_key(), b"plan")
+        with pytest.raises(
+            EngineError, match=r"built from another export \(feature.onnx has changed since\): run `dff build` again"
+        ):
+            self.select(tmp_path, onnx_sha256s={"b" * 64})
+
+    def test_newest_engine_of_this_gpu_wins(self, tmp_path: Path) -> None:
+        store_engine(tmp_path, make_key(gpu=A10), b"a10", built_at="2025-03-01T00:00:00+00:00")
+        store_engine(tmp_path, make_key(), b"old", built_at="2025-01-01T00:00:00+00:00")
+        newest = store_engine(tmp_path, make_key(workspace=1 << 30), b"new", built_at="2025-02-01T00:00:00+00:00")
+        assert self.select(tmp_path) == newest
+
+
+class TestReadEngine:
+    def test_intact_engine(self, tmp_path: Path) -> None:
+        record = store_engine(tmp_path, make_key(), b"plan bytes")
+        assert read_engine(tmp_path, record) == b"plan bytes"
+
+    def test_corrupt_engine(self, tmp_path: Path) -> None:
+        record = store_engine(tmp_path, make_key(), b"plan bytes")
+        (tmp_path / record.engine_file).write_bytes(b"plan byt")
+        with pytest.raises(EngineError, match=r"is corrupt: its SHA-256 differs .* run `dff build` again"):
+            read_engine(tmp_path, record)
+
+    def test_missing_engine(self, tmp_path: Path) -> None:
+        record = store_engine(tmp_path, make_key(), b"plan")
+        (tmp_path / record.engine_file).unlink()
+        with pytest.raises(EngineError, match="is missing .* run `dff build` again"):
+            read_engine(tmp_path, record)
+
+    def test_plugin_library_must_be_the_one_built_against(self, tmp_path: Path) -> None:
+        library = tmp_path / "libdff_warp_plugin.so"
+        library.write_bytes(b"library one")
+        import hashlib
+
+        record = store_engine(
+            tmp_path, make_key(role="warp", plugin_sha256=hashlib.sha256(b"library one").hexdigest()), b"p"
+        )
+        check_plugin_library(record, library)
+        library.write_bytes(b"library two")
+        with pytest.raises(EngineError, match=r"is not the one the warp engine was built against .* --plugin-lib"):
+            check_plugin_library(record, library)
+        with pytest.raises(EngineError, match="which does not exist"):
+            check_plugin_library(record, tmp_path / "absent.so")
+
+
+class TestPlanBuild:
+    def plan(self, export_dir: Path, options: BuildOptions, gpu: GpuIdentity = H200, version: str = TRT):
+        return plan_build(export_dir, load_manifest(export_dir), options, gpu=gpu, tensorrt_version=version)
+
+    def test_default_plan(self, export_dir: Path) -> None:
+        plan = self.plan(export_dir, BuildOptions())
+        assert [e.key.role for e in plan.engines] == ["feature", "flow", "warp", "task"]
+        assert [e.onnx_path.name for e in plan.engines] == ["feature.onnx", "flow.onnx", "warp.onnx", "task.onnx"]
+        assert plan.engines_dir == export_dir / "engines"
+        assert plan.timing_cache.name == "timing-nvidia-h200-sm9.0-trt10.9.0.34.cache"
+        assert plan.engines[0].input_shapes == {"frame": ((1, 64, 64, 3), (1, 128, 160, 3), (1, 128, 160, 3))}
+
+    def test_plugin_warp_changes_only_the_warp_key(self, export_dir: Path, tmp_path: Path) -> None:
+        library = tmp_path / "libdff_warp_plugin.so"
+        library.write_bytes(b"a plugin library")
+        plain = self.plan(export_dir, BuildOptions())
+        plugin = self.plan(export_dir, BuildOptions(plugin_lib=library))
+        assert plugin.engines[2].onnx_path.name == "warp_plugin.onnx"
+        assert plugin.engines[2].key.plugin_sha256 is not None
+        changed = [a.key.role for a, b in zip(plain.engines, plugin.engines) if a.key != b.key]
+        assert changed == ["warp"]
+
+    def test_gpu_tensorrt_and_profile_change_every_key(self, export_dir: Path) -> None:
+        base = {e.key.digest() for e in self.plan(export_dir, BuildOptions()).engines}
+        for other in (
+            self.plan(export_dir, BuildOptions(), gpu=A10),
+            self.plan(export_dir, BuildOptions(), version="11.1.0"),
+            self.plan(export_dir, BuildOptions(opt_size=FrameSize(96, 96))),
+        ):
+            assert base.isdisjoint(e.key.digest() for e in other.engines)
+
+    def test_plugin_warp_needs_the_library(self, export_dir: Path, tmp_path: Path) -> None:
+        manifest = load_manifest(export_dir)
+        with pytest.raises(ConfigError, match=r"--warp plugin needs the plugin library: pass --plugin-lib PATH"):
+            check_options(manifest, BuildOptions(warp="plugin"))
+        with pytest.raises(ConfigError, match=r"--plugin-lib .*absent.so does not exist: build it with `make plugins`"):
+            check_options(manifest, BuildOptions(plugin_lib=tmp_path / "absent.so"))
+
+    def test_gridsample_warp_ignores_the_library(self, export_dir: Path, tmp_path: Path) -> None:
+        library = tmp_path / "lib.so"
+        library.write_bytes(b"x")
+        plan = self.plan(export_dir, BuildOptions(plugin_lib=library, warp="gridsample"))
+        assert plan.engines[2].onnx_path.name == "warp.onnx" and plan.plugin_lib is None
+
+    @pytest.mark.parametrize(
+        ("text", "expected"), [("2GiB", 2 << 30), ("512MiB", 512 << 20), ("1.5g", 3 << 29), ("4096", 4096)]
+    )
+    def test_parse_bytes(self, text: str, expected: int) -> None:
+        assert parse_bytes(text) == expected
+
+    @pytest.mark.parametrize("text", ["", "0", "-1G", "2 parsecs"])
+    def test_parse_bytes_rejects(self, text: str) -> None:
+        with pytest.raises(ConfigError, match="--workspace expects a positive size such as 2GiB"):
+            parse_bytes(text)
+
+
+class TestBuildCommand:
+    def run(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+        code = main(["build", *argv])
+        return code, capsys.readouterr().err
+
+    @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
+    def test_without_tensorrt_names_the_install(self, export_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self.run(capsys, str(export_dir))
+        assert code == 2
+        assert "`dff build` needs the Python package 'tensorrt'" in err
+        assert INSTALL_HINT in err and "deep-feature-flow[tensorrt]" in err
+
+    def test_profile_errors_come_before_tensorrt(self, export_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self.run(capsys, str(export_dir), "--opt-size", "256x256")
+        assert code == 2
+        assert "--opt-size 256x256 is not a frame size this export allows" in err
+
+    def test_malformed_size(self, export_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self.run(capsys, str(export_dir), "--max-size", "big")
+        assert code == 2 and "--max-size expects HEIGHTxWIDTH in pixels, such as 480x640; got 'big'" in err
+
+    def test_missing_export(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self.run(capsys, str(tmp_path / "absent"))
+        assert code == 2 and "does not exist: create it with `dff export" in err
+
+    def test_changed_onnx_file_is_refused(
+        self, export_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        copy = tmp_path / "export"
+        shutil.copytree(export_dir, copy)
+        with open(copy / "task.onnx", "ab") as handle:
+            handle.write(b"\0")
+        code, err = self.run(capsys, str(copy))
+        assert code == 2 and "task.onnx (task model) does not match the SHA-256" in err
+
+
+class TestTensorRTBackendWithoutTensorRT:
+    def test_importing_the_backend_needs_neither_tensorrt_nor_torch(self) -> None:
+        code = (
+            "import sys, dff.runtime.backends.tensorrt, dff.engines.build, dff.engines.loaders; "
+            "print(sorted(m for m in ('tensorrt', 'torch', 'cuda') if m in sys.modules))"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert result.stdout.strip() == "[]"
+
+    @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
+    def test_opening_it_names_the_install(self, export_dir: Path) -> None:
+        from dff.runtime import open_backend
+
+        with pytest.raises(
+            EngineError, match=r"the tensorrt backend needs the Python package 'tensorrt'.*pip install tensorrt"
+        ):
+            open_backend("tensorrt", model=export_dir)
+
+    def test_its_options(self) -> None:
+        from dff.runtime.backends import backend_options
+
+        assert backend_options("tensorrt") == ["engines", "plugin_lib", "cuda_graph", "device"]
+
+
+def test_build_record_is_plain_json(tmp_path: Path) -> None:
+    """The record is for people too: key fields, build time, tensors, all readable JSON."""
+    store_engine(tmp_path, make_key(), b"plan")
+    data = json.loads((tmp_path / f"{make_key().stem}.json").read_text())
+    assert data["key"]["gpu"] == {"name": "NVIDIA H200", "compute_capability": "9.0"}
+    assert data["key"]["profile"]["opt"] == {"height": 128, "width": 160}
+    assert data["tensors"][0]["profile"][2] == [1, 128, 160, 3]
