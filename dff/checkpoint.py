@@ -8,14 +8,13 @@ along as extra tensors under ``state.`` keys and string metadata.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from dff.atomic import atomic_path
 from dff.config import ModelConfig, from_dict, to_dict
 from dff.errors import CheckpointError, ConfigError
 
@@ -47,19 +46,12 @@ def save_checkpoint(
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
     tensors.update({STATE_PREFIX + name: t.detach().contiguous().cpu() for name, t in (state or {}).items()})
     meta = dict(metadata or {})
     meta.update({FORMAT_KEY: FORMAT, CONFIG_KEY: json.dumps(to_dict(config))})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temp:
+        save_file(tensors, str(temp), metadata=meta)
     return path
 
 

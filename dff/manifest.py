@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from dff.atomic import write_bytes_atomic
 from dff.config import ModelConfig, from_dict, to_dict
 from dff.errors import ConfigError, ExportError, InputSizeError
 from dff.frames import FEATURE_STRIDE
@@ -137,15 +136,7 @@ def sha256_file(path: str | Path) -> str:
 
 def write_manifest(directory: str | Path, manifest: Manifest) -> Path:
     """Write ``manifest.json`` into ``directory`` atomically."""
-    path = Path(directory) / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest.", suffix=".tmp")
-    # mkstemp creates the file private (0600); a manifest is as readable as the models beside it.
-    os.fchmod(fd, 0o644)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(to_dict(manifest), handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(Path(directory) / MANIFEST_NAME, (json.dumps(to_dict(manifest), indent=2) + "\n").encode())
 
 
 def load_manifest(directory: str | Path, *, verify: bool = True) -> Manifest:

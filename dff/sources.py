@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from dff.atomic import PendingFile
 from dff.errors import VideoError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -241,18 +241,15 @@ class VideoWriter:
         self.count = 0
         self._size: tuple[int, int] | None = None
         self._writer: cv2.VideoWriter | None = None
-        self.temp_path: Path | None = None
+        self._pending: PendingFile | None = None
 
     def write(self, image: np.ndarray) -> None:
         check_image(image, f"frame {self.count} for {self.path}")
         size = image.shape[:2]
         if self._writer is None:
-            # Same folder (so os.replace is a rename) and same extension (OpenCV picks the container by it).
-            handle, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
-            os.close(handle)
-            self.temp_path = Path(name)
+            self._pending = PendingFile(self.path)
             self._writer = cv2.VideoWriter(
-                str(self.temp_path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (size[1], size[0])
+                str(self._pending.temp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (size[1], size[0])
             )
             if not self._writer.isOpened():
                 self.abort()
@@ -276,17 +273,17 @@ class VideoWriter:
             raise VideoError(f"no frames were written to {self.path}; nothing saved")
         self._writer.release()
         self._writer = None
-        os.replace(self.temp_path, self.path)  # type: ignore[arg-type]
-        self.temp_path = None
+        self._pending.commit()  # type: ignore[union-attr]
+        self._pending = None
 
     def abort(self) -> None:
         """Drop the temporary file; ``path`` is left as it was."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        if self.temp_path is not None:
-            self.temp_path.unlink(missing_ok=True)
-            self.temp_path = None
+        if self._pending is not None:
+            self._pending.discard()
+            self._pending = None
 
     def __enter__(self) -> VideoWriter:
         return self

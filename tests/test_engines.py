@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from dff.atomic import write_bytes_atomic
 from dff.cli import main
 from dff.engines.build import BuildOptions, check_options, parse_bytes, plan_build
 from dff.engines.errors import INSTALL_HINT, EngineError
@@ -32,7 +33,6 @@ from dff.engines.records import (
     read_engine,
     read_record,
     select_record,
-    write_atomic,
     write_record,
 )
 from dff.errors import ConfigError, ExportError
@@ -102,7 +102,7 @@ def store_engine(
             TensorRecord(name="feat", mode="output", dtype="float32", shape=(-1, 32, -1, -1)),
         ),
     )
-    write_atomic(directory / record.engine_file, plan)
+    write_bytes_atomic(directory / record.engine_file, plan)
     write_record(directory, record)
     return record
 

@@ -20,7 +20,8 @@ if importlib.util.find_spec("cuda") is None:
 
 from dff.engines.build import BuildOptions, build_engines  # noqa: E402
 from dff.engines.errors import EngineError  # noqa: E402
-from dff.engines.records import read_record, write_atomic  # noqa: E402
+from dff.atomic import write_bytes_atomic  # noqa: E402
+from dff.engines.records import read_record  # noqa: E402
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,7 +133,7 @@ class TestTensorRTBackend:
         record = outcomes[0].record
         # Garbage whose SHA-256 the record vouches for: only TensorRT itself can refuse it.
         garbage = b"not a TensorRT plan" * 100
-        write_atomic(engines / record.engine_file, garbage)
+        write_bytes_atomic(engines / record.engine_file, garbage)
         path = engines / f"{record.key.stem}.json"
         path.write_text(path.read_text().replace(record.engine_sha256, hashlib.sha256(garbage).hexdigest()))
         with pytest.raises(EngineError, match="TensorRT could not deserialise .* run `dff build` again"):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from dff.engines.errors import EngineError
+from dff.atomic import write_bytes_atomic
 from dff.engines.gpu import GpuIdentity, current_gpu
 from dff.engines.profiles import FrameSize, SizeProfile, input_shapes, make_profile
 from dff.engines.records import (
@@ -25,7 +26,6 @@ from dff.engines.records import (
     BuildRecord,
     EngineKey,
     cached_record,
-    write_atomic,
     write_record,
 )
 from dff.errors import ConfigError
@@ -201,7 +201,7 @@ def build_engines(
         seconds = time.perf_counter() - started
         engine_file = f"{engine.key.stem}.engine"
         tensors = tensor_records(EngineFromBytes(plan_bytes, source=f"the {engine.key.role} engine just built")())
-        write_atomic(plan.engines_dir / engine_file, plan_bytes)
+        write_bytes_atomic(plan.engines_dir / engine_file, plan_bytes)
         record = BuildRecord(
             format=FORMAT,
             key=engine.key,

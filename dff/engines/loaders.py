@@ -24,7 +24,8 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from dff.engines.errors import EngineError, missing
-from dff.engines.records import TensorRecord, write_atomic
+from dff.atomic import write_bytes_atomic
+from dff.engines.records import TensorRecord
 
 T = TypeVar("T")
 Shapes = dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
@@ -137,7 +138,7 @@ class TimingCache:
         """Write ``config``'s timing cache (``get_timing_cache().serialize()``) to the file, atomically."""
         cache = config.get_timing_cache()
         if cache is not None:
-            write_atomic(self.path, bytes(memoryview(cache.serialize())))
+            write_bytes_atomic(self.path, bytes(memoryview(cache.serialize())))
 
 
 class EngineBytesFromNetwork:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from dff.atomic import write_bytes_atomic
 from dff.config import from_dict, to_dict
 from dff.engines.errors import EngineError
 from dff.engines.gpu import GpuIdentity
@@ -88,22 +87,9 @@ class BuildRecord:
     plugin_library: str | None = None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_record(directory: Path, record: BuildRecord) -> Path:
     path = directory / f"{record.key.stem}{RECORD_SUFFIX}"
-    write_atomic(path, (json.dumps(to_dict(record), indent=2) + "\n").encode())
+    write_bytes_atomic(path, (json.dumps(to_dict(record), indent=2) + "\n").encode())
     return path
 
 
