@@ -1,0 +1,168 @@
+"""``dff demo``: the packaged model, exported and run with deep feature flow and per-frame on a labelled video.
+
+On a machine with no GPU and no downloads: the small trained model that ships in ``dff/assets``
+is exported to ONNX, both ways of running it (Algorithm 1 with one key frame every l frames, and
+every frame a key frame) run in ONNX Runtime on the same synthetic video, and the command prints
+their speed and their accuracy against the video's exact labels, then writes an overlay video and
+a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dff.runtime import FrameTiming
+
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo_model.safetensors"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="export the packaged model and compare deep feature flow with per-frame evaluation on a video"
+    )
+    parser.add_argument("--checkpoint", help=f"model to use instead of the packaged one ({DEMO_MODEL.name})")
+    parser.add_argument("--video", help="a video file or folder of frames instead of the synthetic video (no accuracy then)")
+    parser.add_argument("--out", default="dff-demo", help="folder for the export, overlay video, plot and timings (default: dff-demo)")
+    parser.add_argument("--key-interval", "-l", type=int, default=5, help="one key frame every l frames (default 5)")
+    parser.add_argument("--frames", type=int, default=60, help="length of the synthetic video (default 60)")
+    parser.add_argument("--height", type=int, help="synthetic frame height (default: the synthetic video's)")
+    parser.add_argument("--width", type=int, help="synthetic frame width (default: the synthetic video's)")
+    parser.add_argument("--seed", type=int, default=1, help="synthetic video seed (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One way of running the model over the video: its timing and its accuracy (mIoU, None without labels)."""
+
+    name: str
+    timings: list[FrameTiming]
+    miou: float | None
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from dff.errors import CheckpointError, ConfigError
+    from dff.export import ExportOptions, export_checkpoint
+    from dff.metrics import SegmentationScore
+    from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, RunOutputs, TimingSummary, open_backend, run_source
+
+    if not (args.key_interval >= 1 and args.frames >= 2):
+        raise ConfigError(f"need --key-interval >= 1 and --frames >= 2, got {args.key_interval} and {args.frames}")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else DEMO_MODEL
+    if not checkpoint.is_file():
+        raise CheckpointError(
+            f"the demo model {checkpoint} is missing"
+            + ("" if args.checkpoint else " from this installation (reinstall dff, or pass --checkpoint PATH)")
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    manifest = export_checkpoint(checkpoint, out / "export", ExportOptions())
+    model = manifest.model
+    print(f"model: {model.feature} features + {model.flow} flow, {model.num_classes} classes, from {checkpoint}")
+    print(f"exported to {out / 'export'} in {time.perf_counter() - start:.1f} s")
+
+    source, labels = _video(args, model.num_classes)
+    with open_backend("onnxruntime", model=out / "export") as backend:
+        dff = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(args.key_interval))
+        per_frame = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(1))
+        scores = {name: SegmentationScore(model.num_classes) for name in ("dff", "per-frame")}
+        agreement = SegmentationScore(model.num_classes)
+        timings: dict[str, list[FrameTiming]] = {"dff": [], "per-frame": []}
+        with RunOutputs(
+            num_classes=model.num_classes, overlay_path=out / "overlay.mp4", log_path=out / "timings.jsonl", fps=source.fps or 10.0
+        ) as outputs:
+            for step in run_source(dff, source, baseline=per_frame, progress=not args.no_progress):
+                outputs.write(step.frame, step.result, step.baseline)
+                timings["dff"].append(step.result.timing)
+                timings["per-frame"].append(step.baseline.timing)
+                agreement.update(step.result.labels, step.baseline.labels)
+                if labels is not None:
+                    truth = labels[step.frame.index]
+                    scores["dff"].update(step.result.labels, truth)
+                    scores["per-frame"].update(step.baseline.labels, truth)
+
+    outcomes = [
+        Outcome(f"DFF (l = {args.key_interval})", timings["dff"], scores["dff"].miou if labels is not None else None),
+        Outcome("per-frame", timings["per-frame"], scores["per-frame"].miou if labels is not None else None),
+    ]
+    summary = TimingSummary.of(timings["dff"], interval=args.key_interval)
+    baseline = TimingSummary.of(timings["per-frame"], interval=1)
+    print()
+    print(f"{'':18s} {'fps':>8s} {'ms/frame':>9s} {'mIoU':>7s}")
+    for outcome, stats in zip(outcomes, (summary, baseline)):
+        miou = "n/a" if outcome.miou is None else f"{100 * outcome.miou:.1f}%"
+        print(f"{outcome.name:18s} {stats.fps:8.1f} {1e3 / stats.fps:9.2f} {miou:>7s}")
+    print()
+    print("\n".join(summary.lines()[1:]))
+    print(f"  measured speed-up over per-frame: {summary.fps / baseline.fps:.2f}x")
+    print(f"  DFF labels agree with per-frame labels: mIoU {100 * agreement.miou:.1f}%, pixels {100 * agreement.pixel_accuracy:.1f}%")
+    if labels is None:
+        print("  (no ground truth for --video: accuracy against labels is not measured)")
+    plot = _plot(out / "demo.png", outcomes, (summary, baseline))
+    print(f"wrote {out / 'overlay.mp4'} (DFF labels over the frames), {plot} and {out / 'timings.jsonl'}")
+    return 0
+
+
+def _video(args: argparse.Namespace, num_classes: int):
+    """The frame source and, for the synthetic video, its labels by frame index (None for --video)."""
+    from dff.sources import ArrayFrames, open_source
+
+    if args.video:
+        source = open_source(args.video)
+        print(f"video: {args.video}" + (f", {source.length} frames" if source.length else ""))
+        return source, None
+    from dff.data.synthetic import OBJECT_CLASSES, SyntheticVideo, SyntheticVideoConfig
+    from dff.errors import ConfigError
+
+    sizes = {name: value for name, value in (("height", args.height), ("width", args.width)) if value is not None}
+    if not (num_classes <= len(OBJECT_CLASSES) + 1):
+        raise ConfigError(
+            f"the synthetic video has at most {len(OBJECT_CLASSES) + 1} classes but the model has {num_classes}: "
+            "pass --video PATH for this model"
+        )
+    config = SyntheticVideoConfig(length=args.frames, num_classes=num_classes, seed=args.seed, **sizes)
+    video = SyntheticVideo(config)
+    frames = [video.image_and_label(t) for t in range(config.length)]
+    print(f"video: synthetic, {config.length} frames of {config.height}x{config.width} (seed {config.seed}), exact labels")
+    return ArrayFrames([image for image, _ in frames], fps=10.0), [label for _, label in frames]
+
+
+def _plot(path: Path, outcomes: list[Outcome], summaries: tuple) -> Path:
+    """Per-frame latency (key and non-key frames apart) beside bars of speed and accuracy; written atomically."""
+    import matplotlib
+
+    from dff.atomic import atomic_path
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    dff, per_frame = outcomes
+    figure, (latency, bars) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+    latency.plot([t.index for t in per_frame.timings], [t.total_ms for t in per_frame.timings], color="grey", lw=1, label="per-frame")
+    for key, colour, label in ((True, "tab:red", "DFF key frame"), (False, "tab:blue", "DFF non-key frame")):
+        chosen = [t for t in dff.timings if t.key == key]
+        latency.scatter([t.index for t in chosen], [t.total_ms for t in chosen], s=12, color=colour, label=label, zorder=3)
+    latency.set(xlabel="frame", ylabel="latency (ms)", title="Latency per frame")
+    latency.legend()
+    names = [o.name for o in outcomes]
+    bars.bar([0, 1], [s.fps for s in summaries], color=["tab:blue", "grey"], width=0.6)
+    bars.set_xticks([0, 1], names)
+    speedup = summaries[0].fps / summaries[1].fps
+    bars.set(ylabel="frames per second", title=f"DFF {speedup:.2f}x faster" + ("" if dff.miou is None else ", mIoU above bars"))
+    for x, (outcome, stats) in enumerate(zip(outcomes, summaries)):
+        if outcome.miou is not None:
+            bars.annotate(f"mIoU {100 * outcome.miou:.1f}%", (x, stats.fps), ha="center", va="bottom")
+    figure.tight_layout()
+    with atomic_path(path) as temp:
+        figure.savefig(temp, dpi=100)
+    plt.close(figure)
+    return path

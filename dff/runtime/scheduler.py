@@ -1,0 +1,57 @@
+"""Key-frame scheduling: Algorithm 1, line 6, ``is_key_frame(i)``.
+
+The paper uses a fixed key-frame duration l (Section 3, "Key Frame Scheduling") and leaves
+adaptive schedules to future work; a scheduler here sees each frame, so an adaptive one can
+subclass :class:`KeyFrameScheduler` and decide from the image.
+
+Whatever the policy, three frames are always key frames: the first one, the first after
+:meth:`KeyFrameScheduler.reset`, and one whose size differs from the frame before it (features
+of another size cannot be propagated to it).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class KeyFrameScheduler(ABC):
+    """Decides, frame by frame in order, which frames are key frames."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: the next frame is a key frame."""
+        self._size: tuple[int, ...] | None = None
+        #: Frames since the last key frame (0 on a key frame).
+        self.since_key = 0
+
+    def is_key(self, image: np.ndarray) -> bool:
+        """Whether ``image``, the next frame of the stream, is a key frame. Call once per frame."""
+        size = image.shape[:2]
+        key = size != self._size or self.choose(image)
+        self._size = size
+        self.since_key = 0 if key else self.since_key + 1
+        return key
+
+    @abstractmethod
+    def choose(self, image: np.ndarray) -> bool:
+        """The policy, for frames the rules above leave open; ``since_key`` counts the frames since the last key frame."""
+
+
+class FixedInterval(KeyFrameScheduler):
+    """One key frame every ``interval`` frames, l in the paper (Eq. 7); ``interval=1`` is per-frame evaluation."""
+
+    def __init__(self, interval: int) -> None:
+        if not (isinstance(interval, int) and interval >= 1):
+            raise ValueError(f"key-frame interval must be an integer >= 1, got {interval!r}")
+        self.interval = interval
+        super().__init__()
+
+    def choose(self, image: np.ndarray) -> bool:
+        return self.since_key + 1 >= self.interval
+
+    def __repr__(self) -> str:
+        return f"FixedInterval({self.interval})"

@@ -1,0 +1,96 @@
+"""``dff demo`` end to end: export, DFF and per-frame on a synthetic video, accuracy against its exact labels, outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_runtime_video import DATA, decode_all, small_clip
+
+from dff.cli import main
+from dff.commands.demo import DEMO_MODEL
+from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
+from dff.metrics import SegmentationScore
+from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
+
+ROW = re.compile(r"^(DFF \(l = \d+\)|per-frame)\s+([\d.]+)\s+([\d.]+)\s+(\S+)$", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    assert main(["init", "--feature", "tiny", "--flow", "tiny", "--num-classes", "4", "--out", str(path)]) == 0
+    return path
+
+
+def table(printed: str) -> dict[str, tuple[float, str]]:
+    """The demo's result rows: name → (fps, mIoU column)."""
+    return {name: (float(fps), miou) for name, fps, _, miou in ROW.findall(printed)}
+
+
+def miou_of(export: Path, interval: int, frames: int, seed: int) -> float:
+    """mIoU of the exported model run with one key frame every ``interval`` frames, computed here independently."""
+    video = SyntheticVideo(SyntheticVideoConfig(length=frames, num_classes=4, seed=seed))
+    score = SegmentationScore(4)
+    with open_backend("onnxruntime", model=export) as backend:
+        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(interval))
+        for t in range(frames):
+            score.update(runtime(video.image(t)).labels, video.label(t))
+    return score.miou
+
+
+def test_demo_on_the_synthetic_video(checkpoint, tmp_path, capsys):
+    assert main(["demo", "--checkpoint", str(checkpoint), "--frames", "12", "--key-interval", "4", "--seed", "3",
+                 "--out", str(tmp_path), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    rows = table(printed)
+    assert set(rows) == {"DFF (l = 4)", "per-frame"}
+    for name, interval in (("DFF (l = 4)", 4), ("per-frame", 1)):
+        expected = miou_of(tmp_path / "export", interval, 12, 3)
+        assert float(rows[name][1].rstrip("%")) == pytest.approx(100 * expected, abs=0.051)
+    speedup = float(re.search(r"measured speed-up over per-frame: ([\d.]+)x", printed).group(1))
+    assert speedup == pytest.approx(rows["DFF (l = 4)"][0] / rows["per-frame"][0], rel=0.02, abs=0.01)
+    assert "r (Eq. 5, non-key / key time) = " in printed and "s (Eq. 7, predicted speed-up for l = 4)" in printed
+    assert len(decode_all(tmp_path / "overlay.mp4")) == 12
+    plot = cv2.imread(str(tmp_path / "demo.png"))
+    assert plot is not None and plot.shape[0] > 100
+    records = [json.loads(line) for line in (tmp_path / "timings.jsonl").read_text().splitlines()]
+    assert [r["path"] for r in records] == ["key", "non-key", "non-key", "non-key"] * 3
+    assert (tmp_path / "export" / "manifest.json").is_file()
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
+def test_demo_on_a_video_has_no_accuracy(checkpoint, tmp_path, capsys):
+    clip = small_clip(tmp_path / "clip.avi", 6)
+    assert main(["demo", "--checkpoint", str(checkpoint), "--video", str(clip), "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert {miou for _, miou in table(printed).values()} == {"n/a"}
+    assert "no ground truth for --video" in printed and "DFF labels agree with per-frame labels" in printed
+    assert len(decode_all(tmp_path / "out" / "overlay.mp4")) == 6
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    assert main(["demo", "--checkpoint", str(tmp_path / "absent.safetensors"), "--out", str(tmp_path)]) == 2
+    assert "the demo model" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not DEMO_MODEL.is_file(), reason=f"the packaged demo model {DEMO_MODEL} is not in this tree")
+def test_packaged_model_beats_predicting_background(tmp_path, capsys):
+    """The shipped model segments: per-frame and DFF both beat labelling every pixel background."""
+    assert main(["demo", "--frames", "20", "--out", str(tmp_path), "--no-progress"]) == 0
+    rows = table(capsys.readouterr().out)
+    from dff.manifest import load_manifest
+
+    classes = load_manifest(tmp_path / "export").model.num_classes
+    video = SyntheticVideo(SyntheticVideoConfig(length=20, num_classes=classes, seed=1))
+    background = SegmentationScore(classes)
+    for t in range(20):
+        label = video.label(t)
+        background.update(np.zeros_like(label), label)
+    for _, miou in rows.values():
+        assert float(miou.rstrip("%")) > 100 * background.miou
