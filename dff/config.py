@@ -18,7 +18,7 @@ from dff.errors import ConfigError
 
 T = TypeVar("T")
 
-FeatureArch = Literal["resnet50", "resnet101", "tiny"]
+FeatureArch = Literal["resnet50", "resnet101", "small", "tiny"]
 FlowArch = Literal["simple", "half", "inception", "tiny"]
 
 #: ImageNet statistics in RGB order, on the 0..255 scale (the feature nets' convention).
@@ -37,7 +37,7 @@ class ModelConfig:
     feature: FeatureArch = "resnet101"
     flow: FlowArch = "simple"
     num_classes: int = 19
-    #: Width of f; None takes the architecture's: 1024 for the ResNets (Section 4), 32 for ``tiny``.
+    #: Width of f; None takes the architecture's: 1024 for the ResNets (Section 4), 128 for ``small``, 32 for ``tiny``.
     feature_channels: int | None = None
     frozen_bn: bool = False
     class_names: tuple[str, ...] = ()
@@ -61,7 +61,7 @@ class ModelConfig:
         """The resolved width of the features f."""
         if self.feature_channels is not None:
             return self.feature_channels
-        return 32 if self.feature == "tiny" else 1024
+        return {"tiny": 32, "small": 128}.get(self.feature, 1024)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -6,15 +6,16 @@ import torch
 from dff.config import ModelConfig
 from dff.errors import InputSizeError
 from dff.frames import check_frame_size, feature_size, round_to_stride
-from dff.models import build_model, resnet50, resnet101, resnet_tiny
+from dff.models import build_model, resnet50, resnet101, resnet_small, resnet_tiny
 from dff.models.preprocess import FrameNormalizer
 from dff.models.resnet import FrozenBatchNorm2d
 from dff.models.task import SegmentationTaskNet
 
 
 @pytest.mark.parametrize("size", [(64, 64), (80, 112), (128, 192), (96, 208)])
-def test_tiny_feature_net_has_stride_16(size):
-    net = resnet_tiny(out_channels=24).eval()
+@pytest.mark.parametrize("builder", [resnet_tiny, resnet_small])
+def test_small_feature_nets_have_stride_16(builder, size):
+    net = builder(out_channels=24).eval()
     with torch.no_grad():
         out = net(torch.randn(2, 3, *size))
     assert out.shape == (2, 24, size[0] // 16, size[1] // 16)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dff.config import ModelConfig
 from dff.models.deep_feature_flow import DeepFeatureFlow
 from dff.models.flownet import FlowNet, flownet_half, flownet_inception, flownet_simple, flownet_tiny
-from dff.models.resnet import FeatureNet, resnet50, resnet101, resnet_tiny
+from dff.models.resnet import FeatureNet, resnet50, resnet101, resnet_small, resnet_tiny
 from dff.models.task import SegmentationTaskNet
 
-FEATURE_BUILDERS = {"resnet50": resnet50, "resnet101": resnet101, "tiny": resnet_tiny}
+FEATURE_BUILDERS = {"resnet50": resnet50, "resnet101": resnet101, "small": resnet_small, "tiny": resnet_tiny}
 FLOW_BUILDERS = {"simple": flownet_simple, "half": flownet_half, "inception": flownet_inception, "tiny": flownet_tiny}
 
 
@@ -30,6 +30,7 @@ __all__ = [
     "build_model",
     "resnet50",
     "resnet101",
+    "resnet_small",
     "resnet_tiny",
     "flownet_simple",
     "flownet_half",

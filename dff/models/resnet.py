@@ -139,6 +139,11 @@ def resnet101(*, out_channels: int = 1024, frozen_bn: bool = False) -> FeatureNe
     return _resnet((3, 4, 23, 3), out_channels=out_channels, frozen_bn=frozen_bn)
 
 
+def resnet_small(*, out_channels: int = 128, frozen_bn: bool = False) -> FeatureNet:
+    """Two narrow units per stage: heavy enough next to ``flownet_tiny`` for DFF to pay off on a CPU (the demo)."""
+    return FeatureNet(blocks=(2, 2, 2, 2), stem_channels=32, widths=(16, 32, 64, 96), out_channels=out_channels, frozen_bn=frozen_bn)
+
+
 def resnet_tiny(*, out_channels: int = 32, frozen_bn: bool = False) -> FeatureNet:
     """One narrow unit per stage: same topology and stride, for tests and CPU demos."""
     return FeatureNet(blocks=(1, 1, 1, 1), stem_channels=16, widths=(8, 16, 24, 32), out_channels=out_channels, frozen_bn=frozen_bn)
