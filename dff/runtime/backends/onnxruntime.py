@@ -85,9 +85,14 @@ class OnnxRuntimeBackend(Backend):
             role: ort.InferenceSession(str(directory / files[role].file), options, providers=providers)
             for role in ("feature", "flow", "warp", "task")
         }
+        # One binding per session, cleared before each run: creating a binding per call costs 5-10 µs a stage.
+        # Outputs are allocated anew on each run, so handles returned earlier keep their memory.
+        self._bindings = {role: session.io_binding() for role, session in self._sessions.items()}
 
     def _run(self, role: str, inputs: dict[str, ort.OrtValue], outputs: tuple[str, ...]) -> list[ort.OrtValue]:
-        binding = self._sessions[role].io_binding()
+        binding = self._bindings[role]
+        binding.clear_binding_inputs()
+        binding.clear_binding_outputs()
         for name, value in inputs.items():
             binding.bind_ortvalue_input(name, value)
         for name in outputs:
@@ -117,6 +122,7 @@ class OnnxRuntimeBackend(Backend):
         return np.array(labels.numpy()[0], dtype=np.uint8)
 
     def close(self) -> None:
+        self._bindings.clear()
         self._sessions.clear()
 
 
