@@ -24,7 +24,6 @@ Writes ``OUT/figure3.png``, ``OUT/results.json`` and a Markdown table on stdout.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -39,14 +38,15 @@ import torch  # noqa: E402
 
 from dff.benchmark.plot import save_figure  # noqa: E402
 from dff.benchmark.study import (  # noqa: E402
-    BASE_CONFIG,
     FEATURE_NETS,
     SIZE,
-    THREADS,
-    evaluate_intervals,
     PathTimes,
+    evaluate_intervals,
     load_pretrained_flow,
-    pretrained_flow,
+    scaled,
+    study_arguments,
+    study_flow,
+    study_model,
     time_paths,
     training_config,
 )
@@ -54,7 +54,7 @@ from dff.benchmark.training import train_built_model  # noqa: E402
 from dff.eval.propagation import FlowNetPropagation, OpticalFlowPropagation  # noqa: E402
 from dff.eval.protocol import ModeResult  # noqa: E402
 from dff.flops import count_macs  # noqa: E402
-from dff.models import DeepFeatureFlow, SegmentationTaskNet, flownet_tiny  # noqa: E402
+from dff.models import DeepFeatureFlow  # noqa: E402
 
 INTERVALS = tuple(range(1, 11))
 #: Iterations at --scale 1.
@@ -64,22 +64,15 @@ FLOWS = {"dff": "FlowNet tiny (DFF)", "sff": "DIS flow (SFF)"}
 
 def train_models(name: str, flow: Path, scale: float) -> tuple[DeepFeatureFlow, DeepFeatureFlow, dict[str, float]]:
     """*Frame* and *DFF* for feature network ``name``, and the seconds each took to train."""
-    torch.manual_seed(0)
-    feature_net = FEATURE_NETS[name]()
-    channels = feature_net.out_channels
-    model = DeepFeatureFlow(
-        feature_net=feature_net,
-        flow_net=flownet_tiny(feature_channels=channels),
-        task_net=SegmentationTaskNet(in_channels=channels, num_classes=BASE_CONFIG.num_classes),
-    )
+    model = study_model(FEATURE_NETS[name])
     load_pretrained_flow(model.flow_net, flow)
     seconds = {}
     with tempfile.TemporaryDirectory() as scratch:
         start = time.perf_counter()
-        frame = train_built_model(model, training_config("frame", iterations=max(1, round(FRAME_ITERATIONS * scale)), lr=0.01, output_dir=scratch))
+        frame = train_built_model(model, training_config("frame", iterations=scaled(FRAME_ITERATIONS, scale), lr=0.01, output_dir=scratch))
         seconds["frame"] = time.perf_counter() - start
         start = time.perf_counter()
-        stage = training_config("dff", iterations=max(1, round(DFF_ITERATIONS * scale)), lr=0.005, output_dir=scratch)
+        stage = training_config("dff", iterations=scaled(DFF_ITERATIONS, scale), lr=0.005, output_dir=scratch)
         dff = train_built_model(copy.deepcopy(frame), stage)
         seconds["dff"] = time.perf_counter() - start
     return frame, dff, seconds
@@ -119,15 +112,9 @@ def plot(results: dict[str, dict[str, list[ModeResult]]], times: dict[str, PathT
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "figure3")
-    parser.add_argument("--init-flow", type=Path, help="a dff train-flow checkpoint of FlowNet tiny (default: pre-train one into OUT/flow)")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's iterations (quick check: 0.02)")
-    args = parser.parse_args()
-    torch.set_num_threads(THREADS)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = study_arguments(__doc__.split("\n")[0], REPO / "runs" / "figure3")
     start = time.perf_counter()
-    flow = args.init_flow or pretrained_flow(args.out, max(1, round(FLOW_ITERATIONS * args.scale)))
+    flow = study_flow(args, FLOW_ITERATIONS)
     print(f"F pre-trained: {flow} ({time.perf_counter() - start:.0f} s)", flush=True)
     frame_input = torch.zeros(1, 3, SIZE, SIZE)
     results: dict[str, dict[str, list[ModeResult]]] = {}

@@ -21,7 +21,6 @@ benchmarks/README.md).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -32,21 +31,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
-
 from dff.benchmark.study import (  # noqa: E402
-    BASE_CONFIG,
-    THREADS,
     evaluate_intervals,
     load_pretrained_flow,
-    pretrained_flow,
+    scaled,
     small_feature_net,
+    study_arguments,
+    study_flow,
+    study_model,
     time_paths,
     training_config,
 )
 from dff.benchmark.training import train_built_model  # noqa: E402
 from dff.eval.propagation import FlowNetPropagation  # noqa: E402
-from dff.models import DeepFeatureFlow, SegmentationTaskNet, flownet_tiny  # noqa: E402
+from dff.models import flownet_tiny  # noqa: E402
 from dff.models.split import DEFAULT_TASK_BLOCKS, split_channels, split_model, task_layers  # noqa: E402
 
 SPLITS = (0, 1, 2, 3, 4)
@@ -56,33 +54,20 @@ FLOW_ITERATIONS, FRAME_ITERATIONS, DFF_ITERATIONS = 1500, 1500, 800
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "table5")
-    parser.add_argument("--init-flow", type=Path, help="a dff train-flow checkpoint of FlowNet tiny (default: pre-train one into OUT/flow)")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's iterations (quick check: 0.02)")
-    args = parser.parse_args()
-    torch.set_num_threads(THREADS)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = study_arguments(__doc__.split("\n")[0], REPO / "runs" / "table5")
     start = time.perf_counter()
-    flow = args.init_flow or pretrained_flow(args.out, max(1, round(FLOW_ITERATIONS * args.scale)))
-    torch.manual_seed(0)
-    feature_net = small_feature_net()
-    channels = feature_net.out_channels
-    frame = DeepFeatureFlow(
-        feature_net=feature_net,
-        flow_net=flownet_tiny(feature_channels=channels),
-        task_net=SegmentationTaskNet(in_channels=channels, num_classes=BASE_CONFIG.num_classes),
-    )
+    flow = study_flow(args, FLOW_ITERATIONS)
+    frame = study_model(small_feature_net)
     rows, candidates = [], {}
     with tempfile.TemporaryDirectory() as scratch:
-        train_built_model(frame, training_config("frame", iterations=max(1, round(FRAME_ITERATIONS * args.scale)), lr=0.01, output_dir=scratch))
+        train_built_model(frame, training_config("frame", iterations=scaled(FRAME_ITERATIONS, args.scale), lr=0.01, output_dir=scratch))
         print(f"Frame trained at {time.perf_counter() - start:.0f} s", flush=True)
         for task_blocks in SPLITS:
             network = copy.deepcopy(frame)
             flow_net = flownet_tiny(feature_channels=split_channels(network.feature_net, network.task_net, task_blocks))
             load_pretrained_flow(flow_net, flow)
             model = split_model(feature_net=network.feature_net, flow_net=flow_net, task_net=network.task_net, task_blocks=task_blocks)
-            stage = training_config("dff", iterations=max(1, round(DFF_ITERATIONS * args.scale)), lr=0.005, output_dir=scratch)
+            stage = training_config("dff", iterations=scaled(DFF_ITERATIONS, args.scale), lr=0.005, output_dir=scratch)
             began = time.perf_counter()
             train_built_model(model, stage)
             candidates[str(task_blocks)] = (model, FlowNetPropagation(model))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,13 +24,7 @@ CONFIG = ModelConfig(feature="tiny", flow="tiny", num_classes=4)
 TINY_SPLITS = (0, 1, 2, 3)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One thread for these tiny models (a second one mostly waits for a busy core); other tests get theirs back."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def frames() -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_runtime_video import DATA, decode_all, small_clip
+from helpers import DATA, decode_all, small_clip
 
 from dff.cli import main
 from dff.commands.demo import DEMO_MODEL

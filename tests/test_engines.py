@@ -44,26 +44,6 @@ TRT = "10.9.0.34"
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real export of a tiny randomly initialised model, frames 64x64 to 128x160."""
-    import torch
-
-    from dff.checkpoint import save_checkpoint
-    from dff.config import ModelConfig
-    from dff.export import ExportOptions, export_checkpoint
-    from dff.models import build_model
-
-    root = tmp_path_factory.mktemp("engines")
-    config = ModelConfig(feature="tiny", flow="tiny", num_classes=3)
-    torch.manual_seed(0)
-    save_checkpoint(root / "model.safetensors", build_model(config), config)
-    export_checkpoint(
-        root / "model.safetensors", root / "export", ExportOptions(min_size=(64, 64), max_size=(128, 160))
-    )
-    return root / "export"
-
-
 def make_key(**changes: object) -> EngineKey:
     key = EngineKey(
         role="feature",
@@ -181,13 +161,13 @@ class TestProfiles:
         with pytest.raises(ConfigError, match="min <= opt <= max in both height and width"):
             make_profile(self.sizes, **sizes)
 
-    def test_input_shapes_of_the_flow_network(self, export_dir: Path) -> None:
-        manifest = load_manifest(export_dir)
+    def test_input_shapes_of_the_flow_network(self, tiny_export: Path) -> None:
+        manifest = load_manifest(tiny_export)
         shapes = input_shapes(manifest.models.flow, make_profile(manifest.sizes, opt=FrameSize(96, 128)))
         assert shapes == {name: ((1, 64, 64, 3), (1, 96, 128, 3), (1, 128, 160, 3)) for name in ("key_frame", "frame")}
 
-    def test_input_shapes_on_the_feature_grid(self, export_dir: Path) -> None:
-        manifest = load_manifest(export_dir)
+    def test_input_shapes_on_the_feature_grid(self, tiny_export: Path) -> None:
+        manifest = load_manifest(tiny_export)
         shapes = input_shapes(manifest.models.warp, make_profile(manifest.sizes))
         assert shapes["flow"] == ((1, 2, 4, 4), (1, 2, 8, 10), (1, 2, 8, 10))
         assert shapes["key_feat"][2] == (1, manifest.model.channels, 8, 10)
@@ -323,47 +303,47 @@ class TestReadEngine:
 
 
 class TestPlanBuild:
-    def plan(self, export_dir: Path, options: BuildOptions, gpu: GpuIdentity = H200, version: str = TRT):
-        return plan_build(export_dir, load_manifest(export_dir), options, gpu=gpu, tensorrt_version=version)
+    def plan(self, tiny_export: Path, options: BuildOptions, gpu: GpuIdentity = H200, version: str = TRT):
+        return plan_build(tiny_export, load_manifest(tiny_export), options, gpu=gpu, tensorrt_version=version)
 
-    def test_default_plan(self, export_dir: Path) -> None:
-        plan = self.plan(export_dir, BuildOptions())
+    def test_default_plan(self, tiny_export: Path) -> None:
+        plan = self.plan(tiny_export, BuildOptions())
         assert [e.key.role for e in plan.engines] == ["feature", "flow", "warp", "task"]
         assert [e.onnx_path.name for e in plan.engines] == ["feature.onnx", "flow.onnx", "warp.onnx", "task.onnx"]
-        assert plan.engines_dir == export_dir / "engines"
+        assert plan.engines_dir == tiny_export / "engines"
         assert plan.timing_cache.name == "timing-nvidia-h200-sm9.0-trt10.9.0.34.cache"
         assert plan.engines[0].input_shapes == {"frame": ((1, 64, 64, 3), (1, 128, 160, 3), (1, 128, 160, 3))}
 
-    def test_plugin_warp_changes_only_the_warp_key(self, export_dir: Path, tmp_path: Path) -> None:
+    def test_plugin_warp_changes_only_the_warp_key(self, tiny_export: Path, tmp_path: Path) -> None:
         library = tmp_path / "libdff_warp_plugin.so"
         library.write_bytes(b"a plugin library")
-        plain = self.plan(export_dir, BuildOptions())
-        plugin = self.plan(export_dir, BuildOptions(plugin_lib=library))
+        plain = self.plan(tiny_export, BuildOptions())
+        plugin = self.plan(tiny_export, BuildOptions(plugin_lib=library))
         assert plugin.engines[2].onnx_path.name == "warp_plugin.onnx"
         assert plugin.engines[2].key.plugin_sha256 is not None
         changed = [a.key.role for a, b in zip(plain.engines, plugin.engines) if a.key != b.key]
         assert changed == ["warp"]
 
-    def test_gpu_tensorrt_and_profile_change_every_key(self, export_dir: Path) -> None:
-        base = {e.key.digest() for e in self.plan(export_dir, BuildOptions()).engines}
+    def test_gpu_tensorrt_and_profile_change_every_key(self, tiny_export: Path) -> None:
+        base = {e.key.digest() for e in self.plan(tiny_export, BuildOptions()).engines}
         for other in (
-            self.plan(export_dir, BuildOptions(), gpu=A10),
-            self.plan(export_dir, BuildOptions(), version="11.1.0"),
-            self.plan(export_dir, BuildOptions(opt_size=FrameSize(96, 96))),
+            self.plan(tiny_export, BuildOptions(), gpu=A10),
+            self.plan(tiny_export, BuildOptions(), version="11.1.0"),
+            self.plan(tiny_export, BuildOptions(opt_size=FrameSize(96, 96))),
         ):
             assert base.isdisjoint(e.key.digest() for e in other.engines)
 
-    def test_plugin_warp_needs_the_library(self, export_dir: Path, tmp_path: Path) -> None:
-        manifest = load_manifest(export_dir)
+    def test_plugin_warp_needs_the_library(self, tiny_export: Path, tmp_path: Path) -> None:
+        manifest = load_manifest(tiny_export)
         with pytest.raises(ConfigError, match=r"--warp plugin needs the plugin library: pass --plugin-lib PATH"):
             check_options(manifest, BuildOptions(warp="plugin"))
         with pytest.raises(ConfigError, match=r"--plugin-lib .*absent.so does not exist: build it with `make plugins`"):
             check_options(manifest, BuildOptions(plugin_lib=tmp_path / "absent.so"))
 
-    def test_gridsample_warp_ignores_the_library(self, export_dir: Path, tmp_path: Path) -> None:
+    def test_gridsample_warp_ignores_the_library(self, tiny_export: Path, tmp_path: Path) -> None:
         library = tmp_path / "lib.so"
         library.write_bytes(b"x")
-        plan = self.plan(export_dir, BuildOptions(plugin_lib=library, warp="gridsample"))
+        plan = self.plan(tiny_export, BuildOptions(plugin_lib=library, warp="gridsample"))
         assert plan.engines[2].onnx_path.name == "warp.onnx" and plan.plugin_lib is None
 
     @pytest.mark.parametrize(
@@ -384,19 +364,19 @@ class TestBuildCommand:
         return code, capsys.readouterr().err
 
     @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
-    def test_without_tensorrt_names_the_install(self, export_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        code, err = self.run(capsys, str(export_dir))
+    def test_without_tensorrt_names_the_install(self, tiny_export: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self.run(capsys, str(tiny_export))
         assert code == 2
         assert "`dff build` needs the Python package 'tensorrt'" in err
         assert INSTALL_HINT in err and "deep-feature-flow[tensorrt]" in err
 
-    def test_profile_errors_come_before_tensorrt(self, export_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        code, err = self.run(capsys, str(export_dir), "--opt-size", "256x256")
+    def test_profile_errors_come_before_tensorrt(self, tiny_export: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self.run(capsys, str(tiny_export), "--opt-size", "256x256")
         assert code == 2
         assert "--opt-size 256x256 is not a frame size this export allows" in err
 
-    def test_malformed_size(self, export_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        code, err = self.run(capsys, str(export_dir), "--max-size", "big")
+    def test_malformed_size(self, tiny_export: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self.run(capsys, str(tiny_export), "--max-size", "big")
         assert code == 2 and "--max-size expects HEIGHTxWIDTH in pixels, such as 480x640; got 'big'" in err
 
     def test_missing_export(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -404,10 +384,10 @@ class TestBuildCommand:
         assert code == 2 and "does not exist: create it with `dff export" in err
 
     def test_changed_onnx_file_is_refused(
-        self, export_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+        self, tiny_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         copy = tmp_path / "export"
-        shutil.copytree(export_dir, copy)
+        shutil.copytree(tiny_export, copy)
         with open(copy / "task.onnx", "ab") as handle:
             handle.write(b"\0")
         code, err = self.run(capsys, str(copy))
@@ -424,13 +404,13 @@ class TestTensorRTBackendWithoutTensorRT:
         assert result.stdout.strip() == "[]"
 
     @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
-    def test_opening_it_names_the_install(self, export_dir: Path) -> None:
+    def test_opening_it_names_the_install(self, tiny_export: Path) -> None:
         from dff.runtime import open_backend
 
         with pytest.raises(
             EngineError, match=r"the tensorrt backend needs the Python package 'tensorrt'.*pip install tensorrt"
         ):
-            open_backend("tensorrt", model=export_dir)
+            open_backend("tensorrt", model=tiny_export)
 
     def test_its_options(self) -> None:
         from dff.runtime.backends import backend_options

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from test_runtime_video import DATA, decode_all, small_clip, wipe_frame
+from helpers import DATA, decode_all, run_without_torch, small_clip, wipe_frame
 
 from dff.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
 
 
@@ -84,18 +80,11 @@ class TestRun:
 
     def test_runs_without_torch(self, model, clip):
         code = f"""
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, NoTorch())
 from dff.cli import main
 code = main(["run", {str(model[1])!r}, {str(clip)!r}, "--no-progress"])
 sys.exit(code if "torch" not in sys.modules else 99)
 """
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        result = run_without_torch(code)
         assert result.returncode == 0, result.stderr
         assert "7 frames at" in result.stdout
 

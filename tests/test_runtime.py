@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import DATA, make_checkpoint, make_export, run_without_torch
 
-from dff.checkpoint import load_checkpoint, save_checkpoint
-from dff.config import ModelConfig
+from dff.checkpoint import load_checkpoint
 from dff.errors import ConfigError, ExportError, VideoError
-from dff.export import ExportOptions, export_checkpoint
-from dff.models import build_model
 from dff.models.preprocess import FrameNormalizer
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, TimingSummary, backend_names, open_backend, predicted_speedup
 from dff.runtime.backends import backend_options
 
-REPO = Path(__file__).resolve().parents[1]
-VIDEOS = REPO.parent / "shared" / "data" / "videos"
+VIDEOS = DATA / "videos"
 needs_data = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"real test videos not found at {VIDEOS}")
 #: Source frames are 120×160: the runtime resizes them to the nearest allowed size, 128×160.
 SOURCE_SIZE = (120, 160)
@@ -41,24 +35,6 @@ def real_frames(count: int) -> list[np.ndarray]:
         frames.append(cv2.resize(image, SOURCE_SIZE[::-1], interpolation=cv2.INTER_AREA))
     capture.release()
     return frames
-
-
-def make_checkpoint(path: Path) -> Path:
-    """A tiny model at ``path`` whose F predicts a non-zero flow and scale (an untrained F propagates features unchanged)."""
-    torch.manual_seed(0)
-    config = ModelConfig(feature="tiny", flow="tiny", num_classes=5)
-    model = build_model(config)
-    with torch.no_grad():
-        model.flow_net.decoder[-1].predict_flow.weight.normal_(std=0.05)
-        model.flow_net.scale.weight.normal_(std=0.05)
-        model.task_net.score.weight.normal_(std=0.5)
-    return save_checkpoint(path, model, config)
-
-
-def make_export(checkpoint: Path, out: Path) -> Path:
-    """``checkpoint`` exported to ``out`` for frames of 64 to 512 pixels a side."""
-    export_checkpoint(checkpoint, out, ExportOptions(min_size=(64, 64), max_size=(512, 512)))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -307,12 +283,6 @@ def test_backends_are_found_by_name():
 def test_onnxruntime_backend_runs_without_torch(export_dir):
     """The runtime and its ONNX Runtime backend in a process where importing torch fails."""
     code = f"""
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, NoTorch())
 import cv2
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
 capture = cv2.VideoCapture({str(VIDEOS / "vtest.avi")!r})
@@ -320,7 +290,6 @@ frames = [capture.read()[1][:120, :160].copy() for _ in range(3)]
 runtime = DeepFeatureFlowRuntime(backend=open_backend("onnxruntime", model={str(export_dir)!r}), scheduler=FixedInterval(2))
 print([runtime(f).key for f in frames], "torch" in sys.modules)
 """
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    result = run_without_torch(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[True,", "False,", "True]", "False"]

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from test_runtime import make_checkpoint, make_export
+from helpers import DATA, decode_all, make_checkpoint, make_export, small_clip, wipe_frame
 
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, FrameResult, FrameTiming, RunOutputs, open_backend, run_source
 from dff.runtime.overlay import overlay, palette
 from dff.runtime.video import RunReport
-from dff.sources import ArrayFrames, Frame, FrameFolder, VideoFile, VideoWriter
+from dff.sources import ArrayFrames, Frame, FrameFolder, VideoFile
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real test data not found at {DATA}")
 
 
@@ -33,36 +31,6 @@ def runtimes(backend, interval: int = 3) -> tuple[DeepFeatureFlowRuntime, DeepFe
         DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(interval)),
         DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(1)),
     )
-
-
-def small_clip(path: Path, count: int, *, size: tuple[int, int] = (120, 160)) -> Path:
-    """The first ``count`` frames of vtest.avi, shrunk, as a Motion-JPEG AVI (one JPEG per frame: easy to damage)."""
-    capture = cv2.VideoCapture(str(DATA / "videos" / "vtest.avi"))
-    with VideoWriter(path, fps=10, fourcc="MJPG") as writer:
-        for _ in range(count):
-            writer.write(cv2.resize(capture.read()[1], size[::-1], interpolation=cv2.INTER_AREA))
-    capture.release()
-    return path
-
-
-def wipe_frame(path: Path, index: int) -> None:
-    """Overwrite frame ``index``'s JPEG in a Motion-JPEG AVI with zeros, so that it no longer decodes."""
-    data = bytearray(path.read_bytes())
-    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
-    data[starts[index] : starts[index + 1] - 16] = bytes(starts[index + 1] - 16 - starts[index])
-    path.write_bytes(bytes(data))
-
-
-def decode_all(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames
 
 
 @needs_data

@@ -41,34 +41,14 @@ if _gpu_count() == 0:
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real export of a tiny randomly initialised model, frames 64x64 to 128x160."""
-    import torch
-
-    from dff.checkpoint import save_checkpoint
-    from dff.config import ModelConfig
-    from dff.export import ExportOptions, export_checkpoint
-    from dff.models import build_model
-
-    root = tmp_path_factory.mktemp("tensorrt")
-    config = ModelConfig(feature="tiny", flow="tiny", num_classes=3)
-    torch.manual_seed(0)
-    save_checkpoint(root / "model.safetensors", build_model(config), config)
-    export_checkpoint(
-        root / "model.safetensors", root / "export", ExportOptions(min_size=(64, 64), max_size=(128, 160))
-    )
-    return root / "export"
-
-
-@pytest.fixture(scope="module")
 def frames(shared_data: Path) -> list[np.ndarray]:
     """Consecutive real street frames (CamVid 0016E5), BGR, resized by the runtime to an allowed size."""
     paths = sorted((shared_data / "camvid_0016E5" / "images").glob("*.jpg"))[:FRAMES]
     return [cv2.imread(str(path)) for path in paths]
 
 
-def labels_of(backend_name: str, export_dir: Path, frames: list[np.ndarray], **options: object) -> list[np.ndarray]:
-    with open_backend(backend_name, model=export_dir, **options) as backend:
+def labels_of(backend_name: str, tiny_export: Path, frames: list[np.ndarray], **options: object) -> list[np.ndarray]:
+    with open_backend(backend_name, model=tiny_export, **options) as backend:
         runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(4))
         return [runtime(frame).labels for frame in frames]
 
@@ -78,58 +58,58 @@ def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 
 class TestBuild:
-    def test_builds_then_reuses(self, export_dir: Path, tmp_path: Path) -> None:
+    def test_builds_then_reuses(self, tiny_export: Path, tmp_path: Path) -> None:
         options = BuildOptions(out=tmp_path / "engines", timing_cache=tmp_path / "timing.cache")
-        first = build_engines(export_dir, options)
+        first = build_engines(tiny_export, options)
         assert [o.record.key.role for o in first] == ["feature", "flow", "warp", "task"]
         assert all(o.built for o in first)
         assert (tmp_path / "timing.cache").stat().st_size > 0
-        second = build_engines(export_dir, options)
+        second = build_engines(tiny_export, options)
         assert not any(o.built for o in second)
         assert [o.record for o in second] == [o.record for o in first]
 
-    def test_records_name_the_manifest_tensors(self, export_dir: Path) -> None:
-        outcomes = build_engines(export_dir, BuildOptions())
-        task = read_record(export_dir / "engines" / f"{outcomes[3].record.key.stem}.json")
+    def test_records_name_the_manifest_tensors(self, tiny_export: Path) -> None:
+        outcomes = build_engines(tiny_export, BuildOptions())
+        task = read_record(tiny_export / "engines" / f"{outcomes[3].record.key.stem}.json")
         assert {t.name for t in task.tensors} == {"feat", "scores", "probs", "labels"}
         assert next(t for t in task.tensors if t.name == "labels").dtype == "uint8"
 
 
 class TestTensorRTBackend:
     @pytest.fixture(scope="class")
-    def reference(self, export_dir: Path, frames: list[np.ndarray]) -> list[np.ndarray]:
-        build_engines(export_dir, BuildOptions())
-        return labels_of("onnxruntime", export_dir, frames)
+    def reference(self, tiny_export: Path, frames: list[np.ndarray]) -> list[np.ndarray]:
+        build_engines(tiny_export, BuildOptions())
+        return labels_of("onnxruntime", tiny_export, frames)
 
     @pytest.mark.parametrize("cuda_graph", [False, True])
     def test_algorithm_1_matches_onnxruntime(
-        self, export_dir: Path, frames: list[np.ndarray], reference: list[np.ndarray], cuda_graph: bool
+        self, tiny_export: Path, frames: list[np.ndarray], reference: list[np.ndarray], cuda_graph: bool
     ) -> None:
-        labels = labels_of("tensorrt", export_dir, frames, cuda_graph=cuda_graph)
+        labels = labels_of("tensorrt", tiny_export, frames, cuda_graph=cuda_graph)
         assert [x.shape for x in labels] == [x.shape for x in reference]
         # TF32 and other tactics move scores by ~1e-3; labels flip only where classes nearly tie.
         assert agreement(labels, reference) > 0.98
 
     def test_cuda_graphs_change_nothing(
-        self, export_dir: Path, frames: list[np.ndarray], reference: list[np.ndarray]
+        self, tiny_export: Path, frames: list[np.ndarray], reference: list[np.ndarray]
     ) -> None:
-        plain = labels_of("tensorrt", export_dir, frames, cuda_graph=False)
-        graphed = labels_of("tensorrt", export_dir, frames, cuda_graph=True)
+        plain = labels_of("tensorrt", tiny_export, frames, cuda_graph=False)
+        graphed = labels_of("tensorrt", tiny_export, frames, cuda_graph=True)
         assert all(np.array_equal(a, b) for a, b in zip(plain, graphed))
 
     @pytest.mark.skipif(not PLUGIN.is_file(), reason=f"{PLUGIN} is not built (`make plugins` with TensorRT_ROOT set)")
     def test_plugin_warp_matches_onnxruntime(
-        self, export_dir: Path, frames: list[np.ndarray], reference: list[np.ndarray], tmp_path: Path
+        self, tiny_export: Path, frames: list[np.ndarray], reference: list[np.ndarray], tmp_path: Path
     ) -> None:
         engines = tmp_path / "engines"
-        outcomes = build_engines(export_dir, BuildOptions(out=engines, plugin_lib=PLUGIN))
+        outcomes = build_engines(tiny_export, BuildOptions(out=engines, plugin_lib=PLUGIN))
         assert outcomes[2].record.key.onnx_file == "warp_plugin.onnx"
-        labels = labels_of("tensorrt", export_dir, frames, engines=engines)
+        labels = labels_of("tensorrt", tiny_export, frames, engines=engines)
         assert agreement(labels, reference) > 0.98
 
-    def test_undeserialisable_engine_is_a_clear_error(self, export_dir: Path, tmp_path: Path) -> None:
+    def test_undeserialisable_engine_is_a_clear_error(self, tiny_export: Path, tmp_path: Path) -> None:
         engines = tmp_path / "engines"
-        outcomes = build_engines(export_dir, BuildOptions(out=engines))
+        outcomes = build_engines(tiny_export, BuildOptions(out=engines))
         record = outcomes[0].record
         # Garbage whose SHA-256 the record vouches for: only TensorRT itself can refuse it.
         garbage = b"not a TensorRT plan" * 100
@@ -137,4 +117,4 @@ class TestTensorRTBackend:
         path = engines / f"{record.key.stem}.json"
         path.write_text(path.read_text().replace(record.engine_sha256, hashlib.sha256(garbage).hexdigest()))
         with pytest.raises(EngineError, match="TensorRT could not deserialise .* run `dff build` again"):
-            open_backend("tensorrt", model=export_dir, engines=engines)
+            open_backend("tensorrt", model=tiny_export, engines=engines)

@@ -11,6 +11,7 @@ run uses one CPU thread: on a CPU shared with other jobs a second thread mostly 
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -26,7 +27,7 @@ from dff.data.synthetic import SyntheticVideoConfig
 from dff.data.pairs import image_tensor
 from dff.eval.propagation import FrameInputs
 from dff.eval.protocol import ModeResult, Propagation, evaluate
-from dff.models import DeepFeatureFlow, FeatureNet, FlowNet, resnet_tiny
+from dff.models import DeepFeatureFlow, FeatureNet, FlowNet, SegmentationTaskNet, flownet_tiny, resnet_tiny
 from dff.models.preprocess import FrameNormalizer
 from dff.train.config import FlowTrainConfig, TrainConfig
 from dff.train.data import TrainDataConfig, VideoConfig
@@ -55,6 +56,40 @@ def medium_feature_net() -> FeatureNet:
 
 
 FEATURE_NETS: dict[str, Callable[[], FeatureNet]] = {"tiny": resnet_tiny, "small": small_feature_net, "medium": medium_feature_net}
+
+
+def study_arguments(description: str, default_out: Path) -> argparse.Namespace:
+    """A study's command line: ``--out``, ``--init-flow`` and ``--scale``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=default_out)
+    parser.add_argument("--init-flow", type=Path, help="a dff train-flow checkpoint of FlowNet tiny (default: pre-train one into OUT/flow)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's iterations (quick check: 0.02)")
+    return parser.parse_args()
+
+
+def scaled(iterations: int, scale: float) -> int:
+    """A stage's ``iterations`` at ``--scale``, at least one."""
+    return max(1, round(iterations * scale))
+
+
+def study_flow(args: argparse.Namespace, flow_iterations: int) -> Path:
+    """Set the studies' thread count, make OUT, and return F's checkpoint: ``--init-flow`` or one pre-trained into OUT/flow."""
+    torch.set_num_threads(THREADS)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args.init_flow or pretrained_flow(args.out, scaled(flow_iterations, args.scale))
+
+
+def study_model(feature_net: Callable[[], FeatureNet]) -> DeepFeatureFlow:
+    """An untrained DFF model on ``feature_net()`` (built after seeding torch with 0): FlowNet tiny whose scale field
+    is as wide as the features, and the segmentation task net."""
+    torch.manual_seed(0)
+    features = feature_net()
+    channels = features.out_channels
+    return DeepFeatureFlow(
+        feature_net=features,
+        flow_net=flownet_tiny(feature_channels=channels),
+        task_net=SegmentationTaskNet(in_channels=channels, num_classes=BASE_CONFIG.num_classes),
+    )
 
 
 def pretrained_flow(out: Path, iterations: int) -> Path:

@@ -1,11 +1,38 @@
-"""What ``dff train`` and ``dff train-flow`` share: running a training and telling how it ended."""
+"""What ``dff train`` and ``dff train-flow`` share: a ``NAME CONFIG [--resume]`` parser, running a training and telling how it ended."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+
+def add_training_parser(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    config_class: str,
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """``dff NAME CONFIG [--resume]``, CONFIG a YAML or JSON file of ``config_class`` (its dotted name)."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.add_argument("config", help=f"YAML or JSON file of {config_class}")
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint.safetensors")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def train_from_config(args: argparse.Namespace, config_type: type, train: Callable[..., Path]) -> int:
+    """Load ``args.config`` as ``config_type`` and :func:`report` ``train(config, resume=args.resume)``."""
+    from dff.config import load_config
+
+    config: Any = load_config(config_type, args.config)
+    return report(lambda: train(config, resume=args.resume), config.output_dir)
 
 
 def report(training: Callable[[], Path], output_dir: str) -> int:

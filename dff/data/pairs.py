@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
+from typing import NotRequired, Protocol, TypedDict
 
 import cv2
 import numpy as np
@@ -91,19 +91,46 @@ def _resize(arrays: dict[str, np.ndarray], size: Size) -> dict[str, np.ndarray]:
     return out
 
 
+class HasLabelledFrames(Protocol):
+    """What :func:`labelled_index` reads: a segmentation :class:`~dff.data.sequence.LabelledSequence` or a detection one."""
+
+    class_names: tuple[str, ...]
+    labelled_frames: Sequence[int]
+
+
+def labelled_index(sequences: Sequence[HasLabelledFrames]) -> tuple[list[tuple[int, int]], tuple[str, ...]]:
+    """(sequence, frame) of every labelled frame of ``sequences``, and the class names they all share."""
+    index = [(s, t) for s, sequence in enumerate(sequences) for t in sequence.labelled_frames]
+    if not index:
+        raise DatasetError(f"none of the {len(sequences)} sequence(s) has a labelled frame: nothing to train on")
+    names = {tuple(sequence.class_names) for sequence in sequences}
+    if len(names) != 1:
+        raise DatasetError(f"sequences disagree on their classes: {sorted(names)}")
+    return index, names.pop()
+
+
+def draw_key_frame(i: int, max_offset: int) -> int:
+    """Key frame k = i − d for frame i, d uniform in 0 … ``max_offset`` from torch's generator, clipped to frame 0."""
+    first = max(0, i - max_offset)
+    return first + int(torch.randint(i - first + 1, ()))
+
+
+def check_same_size(sequence: object, k: int, key: np.ndarray, i: int, current: np.ndarray) -> None:
+    """Frames k and i of ``sequence`` must have one size to be paired."""
+    if key.shape != current.shape:
+        raise DatasetError(
+            f"{sequence}: frame {k} is {key.shape[:2]} but frame {i} is {current.shape[:2]} (HxW); "
+            "a sequence needs one frame size"
+        )
+
+
 class PairDataset(Dataset):
     """One sample per labelled frame of ``sequences`` (any :class:`~dff.data.sequence.LabelledSequence`)."""
 
     def __init__(self, sequences: Sequence[LabelledSequence], *, config: PairConfig = PairConfig()) -> None:
         self.sequences = list(sequences)
         self.config = config
-        self.index = [(s, t) for s, sequence in enumerate(self.sequences) for t in sequence.labelled_frames]
-        if not self.index:
-            raise DatasetError(f"none of the {len(self.sequences)} sequence(s) has a labelled frame: nothing to train on")
-        names = {tuple(sequence.class_names) for sequence in self.sequences}
-        if len(names) != 1:
-            raise DatasetError(f"sequences disagree on their classes: {sorted(names)}")
-        self.class_names = names.pop()
+        self.index, self.class_names = labelled_index(self.sequences)
         self.has_flow = all(hasattr(sequence, "flow") for sequence in self.sequences)
 
     def __len__(self) -> int:
@@ -112,15 +139,10 @@ class PairDataset(Dataset):
     def __getitem__(self, n: int) -> PairSample:
         s, i = self.index[n]
         sequence = self.sequences[s]
-        first = max(0, i - self.config.max_offset)
-        k = first + int(torch.randint(i - first + 1, ()))
+        k = draw_key_frame(i, self.config.max_offset)
         current, label = sequence.image_and_label(i)
         arrays = {"key": sequence.image(k), "current": current, "label": label}
-        if arrays["key"].shape != current.shape:
-            raise DatasetError(
-                f"{sequence}: frame {k} is {arrays['key'].shape[:2]} but frame {i} is {current.shape[:2]} (HxW); "
-                "a sequence needs one frame size"
-            )
+        check_same_size(sequence, k, arrays["key"], i, current)
         if self.has_flow:
             arrays["flow"] = sequence.flow(current=i, key=k)  # type: ignore[attr-defined]
         if self.config.resize is not None:

@@ -18,8 +18,7 @@ from typing import TypedDict
 import torch
 from torch.utils.data import Dataset
 
-from dff.data import DatasetError
-from dff.data.pairs import image_tensor
+from dff.data.pairs import check_same_size, draw_key_frame, image_tensor, labelled_index
 from dff.detection.ground_truth import BoxedSequence
 from dff.detection.losses import GroundTruth
 from dff.errors import ConfigError
@@ -45,13 +44,7 @@ class DetectionPairDataset(Dataset):
             raise ConfigError(f"max_offset must be >= 0 frames, got {max_offset}")
         self.sequences = list(sequences)
         self.max_offset = max_offset
-        self.index = [(s, t) for s, sequence in enumerate(self.sequences) for t in sequence.labelled_frames]
-        if not self.index:
-            raise DatasetError(f"none of the {len(self.sequences)} sequence(s) has a labelled frame: nothing to train on")
-        names = {tuple(sequence.class_names) for sequence in self.sequences}
-        if len(names) != 1:
-            raise DatasetError(f"sequences disagree on their classes: {sorted(names)}")
-        self.class_names = names.pop()
+        self.index, self.class_names = labelled_index(self.sequences)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -59,12 +52,10 @@ class DetectionPairDataset(Dataset):
     def __getitem__(self, n: int) -> DetectionPairSample:
         s, i = self.index[n]
         sequence = self.sequences[s]
-        first = max(0, i - self.max_offset)
-        k = first + int(torch.randint(i - first + 1, ()))
+        k = draw_key_frame(i, self.max_offset)
         key, current = sequence.image(k), sequence.image(i)
         check_frame_size(*current.shape[:2])
-        if key.shape != current.shape:
-            raise DatasetError(f"{sequence}: frame {k} is {key.shape[:2]} but frame {i} is {current.shape[:2]} (HxW); a sequence needs one frame size")
+        check_same_size(sequence, k, key, i, current)
         truth = sequence.boxes(i)
         return {
             "key": image_tensor(key),
