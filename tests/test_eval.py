@@ -18,6 +18,9 @@ from dff.models import build_model
 from dff.train.data import VideoConfig
 from dff.train.feature_flow import feature_flow
 
+#: Tiny models train and run faster on one thread (a second one mostly waits for a busy core).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MODEL = ModelConfig(feature="tiny", flow="tiny", num_classes=4)
 VIDEO = SyntheticVideoConfig(height=64, width=64, length=8, max_speed=3.0, seed=4)
 

@@ -26,6 +26,9 @@ from dff.train.schedule import OptimiserConfig, make_sgd
 from dff.train.segmentation import build_variant, train
 from dff.train.variants import VARIANTS
 
+#: Tiny models train and run faster on one thread (a second one mostly waits for a busy core).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MODEL = ModelConfig(feature="tiny", flow="tiny", num_classes=4)
 DATA = TrainDataConfig(synthetic=SyntheticVideoConfig(height=64, width=64, length=12, max_speed=2.0, seed=0), max_offset=3)
 

@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("checkpoint", help="model checkpoint (.safetensors), e.g. OUTPUT_DIR/model.safetensors of dff train")
     parser.add_argument("data", help="YAML or JSON file of dff.train.data.VideoConfig: the labelled frames to evaluate")
     parser.add_argument("--modes", nargs="+", choices=("frame", "dff", "copy", "sff"), default=["frame", "dff", "copy", "sff"])
-    parser.add_argument("--key-interval", type=int, default=5, help="key frame duration l (default 5, the paper's for Cityscapes)")
+    parser.add_argument("--key-interval", "-l", type=int, default=5, help="key frame duration l (default 5, the paper's for Cityscapes)")
     parser.add_argument("--sff-preset", choices=("ultrafast", "fast", "medium"), default="medium", help="DIS optical flow preset for sff")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, one per core)")

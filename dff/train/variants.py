@@ -16,7 +16,7 @@ from typing import Literal
 VariantName = Literal["frame", "dff", "dff-fix-n", "dff-fix-f", "dff-separate"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Variant:
     """One row of Table 3."""
 
@@ -39,10 +39,25 @@ class Variant:
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("frame", False, True, False, "optional", "unused", "N trained on single frames (Fig. 2a); no flow network"),
-        Variant("dff", True, True, True, "optional", "optional", "N and F trained end to end on frame pairs (Fig. 2b)"),
-        Variant("dff-fix-n", True, False, True, "required", "optional", "N from Frame, then fixed; F trained on pairs"),
-        Variant("dff-fix-f", True, True, False, "optional", "required", "F from flow pre-training, then fixed; N trained on pairs"),
-        Variant("dff-separate", True, False, False, "required", "required", "N from Frame and F from flow pre-training, no joint training"),
+        Variant(
+            name="frame", pairs=False, train_network=True, train_flow=False, network_init="optional", flow_init="unused",
+            description="N trained on single frames (Fig. 2a); no flow network",
+        ),
+        Variant(
+            name="dff", pairs=True, train_network=True, train_flow=True, network_init="optional", flow_init="optional",
+            description="N and F trained end to end on frame pairs (Fig. 2b)",
+        ),
+        Variant(
+            name="dff-fix-n", pairs=True, train_network=False, train_flow=True, network_init="required", flow_init="optional",
+            description="N from Frame, then fixed; F trained on pairs",
+        ),
+        Variant(
+            name="dff-fix-f", pairs=True, train_network=True, train_flow=False, network_init="optional", flow_init="required",
+            description="F from flow pre-training, then fixed; N trained on pairs",
+        ),
+        Variant(
+            name="dff-separate", pairs=True, train_network=False, train_flow=False, network_init="required", flow_init="required",
+            description="N from Frame and F from flow pre-training, no joint training",
+        ),
     )
-}
+}  # fmt: skip
