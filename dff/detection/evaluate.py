@@ -15,10 +15,9 @@ of each is not counted (one-off allocations).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,6 +26,7 @@ from dff.data.pairs import image_tensor
 from dff.detection.ground_truth import BoxedSequence
 from dff.detection.head import Detections, RFCNTaskNet
 from dff.detection.metrics import DetectionScore
+from dff.eval.protocol import CallClock
 from dff.eval.propagation import CopyPropagation, FlowNetPropagation, FrameInputs
 from dff.frames import check_frame_size
 from dff.models import DeepFeatureFlow
@@ -34,7 +34,6 @@ from dff.models.preprocess import FrameNormalizer
 
 DetectionMode = Literal["frame", "dff", "copy"]
 DETECTION_MODES: tuple[str, ...] = ("frame", "dff", "copy")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,24 +49,6 @@ class DetectionResult:
     key_ms: float
     non_key_ms: float | None
     fps: float
-
-
-class _Timer:
-    """Wall-clock milliseconds of calls; the mean leaves out the first call when there are others."""
-
-    def __init__(self) -> None:
-        self.ms: list[float] = []
-
-    def time(self, fn: Callable[[], T]) -> T:
-        start = time.perf_counter()
-        out = fn()
-        self.ms.append(1000 * (time.perf_counter() - start))
-        return out
-
-    @property
-    def mean_ms(self) -> float | None:
-        counted = self.ms[1:] or self.ms
-        return float(np.mean(counted)) if counted else None
 
 
 @torch.inference_mode()
@@ -96,7 +77,7 @@ def evaluate_detection(
     model = model.eval()
     normalizer = FrameNormalizer(mean=mean, std=std)
     score = DetectionScore(num_classes=head.num_classes)
-    key_timer, non_key_timer = _Timer(), _Timer()
+    key_timer, non_key_timer = CallClock(torch.device("cpu")), CallClock(torch.device("cpu"))
     labelled = pairs = 0
 
     def key_frame(frame: FrameInputs) -> tuple[torch.Tensor, Detections]:

@@ -71,7 +71,7 @@ def _propagation(mode: str, model: DeepFeatureFlow, sff_preset: DISPreset) -> Pr
     raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
 
 
-class _Clock:
+class CallClock:
     """Wall time of calls, made exact on GPUs by synchronising before reading the clock.
 
     The first call is not counted when there are others: it pays one-off costs (allocations, kernel selection).
@@ -122,7 +122,7 @@ def evaluate(
     model = model.eval().to(device)
     normalizer = FrameNormalizer(mean=mean, std=std).to(device)
     score = SegmentationScore(num_classes=num_classes)
-    key_clock, non_key_clock = _Clock(device), _Clock(device)
+    key_clock, non_key_clock = CallClock(device), CallClock(device)
     labelled = pairs = 0
 
     def key_frame(frame: FrameInputs) -> tuple[torch.Tensor, torch.Tensor]:
