@@ -84,8 +84,8 @@ class SizeRange:
             raise InputSizeError(
                 f"frame size {height}x{width} (HxW) is outside this export's allowed sizes: heights "
                 f"{self.min_height}..{self.max_height} and widths {self.min_width}..{self.max_width}, multiples of "
-                f"{self.multiple}; resize the frames (the runtime does this with resize=True) or export again with "
-                f"--height/--width"
+                f"{self.multiple}; resize the frames (DeepFeatureFlowRuntime resizes to the nearest allowed size itself) "
+                f"or export again with --height/--width or --min-size/--max-size"
             )
 
     def nearest(self, height: int, width: int) -> tuple[int, int]:
@@ -149,7 +149,7 @@ def load_manifest(directory: str | Path, *, verify: bool = True) -> Manifest:
         raise ExportError(f"{directory} has no {MANIFEST_NAME}: it is not a dff export (run `dff export` again)")
     try:
         manifest = from_dict(Manifest, json.loads(path.read_text()), where=str(path))
-    except (json.JSONDecodeError, ConfigError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, ConfigError) as error:
         raise ExportError(f"{path} is corrupt: {error}; run `dff export` again") from None
     if manifest.format != FORMAT:
         raise ExportError(f"{path} has format {manifest.format!r}, this dff reads {FORMAT!r}: run `dff export` again")

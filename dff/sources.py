@@ -81,7 +81,6 @@ class FrameFolder(FrameSource):
 
     def __iter__(self) -> Iterator[Frame]:
         self.skipped = 0
-        size = None
         for index, file in enumerate(self.files):
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
@@ -90,13 +89,6 @@ class FrameFolder(FrameSource):
                     f"skipping unreadable image {file} (frame {index}; {self.skipped} skipped so far)", stacklevel=2
                 )
                 continue
-            if size is None:
-                size = image.shape[:2]
-            elif image.shape[:2] != size:
-                raise VideoError(
-                    f"{file} is {image.shape[0]}x{image.shape[1]} (HxW) but the frames before it are "
-                    f"{size[0]}x{size[1]}; a sequence needs one frame size"
-                )
             yield Frame(index, image)
 
 

@@ -78,7 +78,8 @@ def _rpn_losses(
         labels = sample_labels(labels, batch_size=config.batch_size, positive_fraction=config.positive_fraction, generator=generator)
         sampled = labels != IGNORED
         positive = labels == POSITIVE
-        class_terms.append(F.cross_entropy(frame_logits[sampled], labels[sampled]))
+        # A sum over the sampled anchors, not a mean: a frame with none sampled adds 0, not NaN.
+        class_terms.append(F.cross_entropy(frame_logits[sampled], labels[sampled], reduction="sum") / sampled.sum().clamp(min=1))
         targets = RPN_CODER.encode(gt.boxes.to(anchors.dtype)[matched[positive]], anchors[positive])
         box = F.smooth_l1_loss(frame_deltas[positive], targets, beta=RPN_SMOOTH_L1_BETA, reduction="sum")
         box_terms.append(box / sampled.sum().clamp(min=1))

@@ -25,14 +25,13 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dff.config import ModelConfig
 from dff.models import FLOW_BUILDERS, build_model
 from dff.models.deep_feature_flow import DeepFeatureFlow
 from dff.models.resnet import FeatureNet
-from dff.models.task import SegmentationTaskNet
+from dff.models.task import SegmentationTaskNet, probabilities
 
 #: The default split: N_task is the score convolution alone (Section 4).
 DEFAULT_TASK_BLOCKS = 1
@@ -90,7 +89,7 @@ class SplitTaskNet(nn.Module):
 
     def probabilities(self, feat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Softmax over classes, bilinearly upsampled to the frame ``size`` (H, W), as the default N_task's."""
-        return F.interpolate(self(feat).softmax(dim=1), size=size, mode="bilinear", align_corners=False)
+        return probabilities(self(feat), size)
 
 
 def task_layers(task_net: nn.Module) -> int:

@@ -27,4 +27,9 @@ class SegmentationTaskNet(nn.Module):
 
     def probabilities(self, feat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Softmax over classes, bilinearly upsampled to the frame ``size`` (H, W)."""
-        return F.interpolate(self(feat).softmax(dim=1), size=size, mode="bilinear", align_corners=False)
+        return probabilities(self(feat), size)
+
+
+def probabilities(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Per-pixel class probabilities at the frame ``size`` (H, W): softmax of the score maps, bilinearly upsampled."""
+    return F.interpolate(scores.softmax(dim=1), size=size, mode="bilinear", align_corners=False)

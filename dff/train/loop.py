@@ -109,15 +109,15 @@ def run_training(
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr
         loss = trainer(*(t.to(group.device, non_blocking=True) for t in batch))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
         value = loss.item()
-        if not math.isfinite(value):
+        if not math.isfinite(value):  # checked before the step, so the model keeps its last finite weights
             raise TrainingDivergedError(
                 f"the loss is {value} at iteration {iteration}: training diverged; lower optimiser.lr"
                 f" (now {settings.optimiser.lr}) and start again"
             )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
         running = value if math.isnan(running) else (1 - RUNNING_LOSS_WEIGHT) * running + RUNNING_LOSS_WEIGHT * value
         progress.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.1e}", refresh=False)
         progress.update()

@@ -22,8 +22,8 @@ from dff.train.feature_flow import feature_flow
 def segmentation_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-pixel cross-entropy of score maps (N, C, h, w) against labels (N, H, W), ignoring IGNORE_INDEX.
 
-    The score maps are bilinearly upsampled to the labels' size, as at inference (the task net's
-    ``probabilities``), so the loss judges what evaluation scores. A batch whose pixels are all
+    The score maps are bilinearly upsampled to the labels' size, as the evaluation protocol does before
+    its argmax, so the loss judges what evaluation scores. A batch whose pixels are all
     ignored gives 0 instead of NaN.
     """
     scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)

@@ -16,7 +16,7 @@ import pkgutil
 from pathlib import Path
 from typing import Any
 
-from dff.errors import ConfigError
+from dff.errors import ConfigError, DFFError
 from dff.runtime.backend import Backend
 
 
@@ -44,4 +44,9 @@ def open_backend(name: str, *, model: str | Path, **options: Any) -> Backend:
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(f"backend {name!r} takes no option(s) {unknown}; its options are {known}")
-    return backend_class(name)(model=model, **options)
+    try:
+        return backend_class(name)(model=model, **options)
+    except (TypeError, ValueError) as error:
+        if isinstance(error, DFFError):
+            raise
+        raise ConfigError(f"backend {name!r}: bad option value in {options}: {error}") from None

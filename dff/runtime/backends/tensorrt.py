@@ -235,7 +235,9 @@ class TensorRTBackend(Backend):
                 engines_dir, role, onnx_sha256s=accepted, gpu=gpu, tensorrt_version=trt.__version__
             )
             if records[role].key.plugin_sha256 is not None:
-                library = Path(plugin_lib) if plugin_lib is not None else Path(records[role].plugin_library or "")
+                if plugin_lib is None and not records[role].plugin_library:
+                    raise EngineError(f"the {role} engine needs the DFFWarp plugin library: pass -O plugin_lib=PATH")
+                library = Path(plugin_lib) if plugin_lib is not None else Path(records[role].plugin_library)
                 check_plugin_library(records[role], library)
                 load_plugin_library(trt, library)
         plans = {role: read_engine(engines_dir, record) for role, record in records.items()}

@@ -141,7 +141,7 @@ class TorchBackend(Backend):
             torch.cuda.synchronize(self.device)
 
     def close(self) -> None:
-        del self.network
+        self.__dict__.pop("network", None)
 
 
 BACKEND = TorchBackend
