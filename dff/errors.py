@@ -23,3 +23,16 @@ class ExportError(DFFError):
 
 class VideoError(DFFError):
     """A video or frame source cannot be opened or read."""
+
+
+class OutputError(DFFError):
+    """An output cannot be written: a missing or unwritable folder, a full disk, a path that is in the way."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs (temporary files removed)."""
+
+
+def interrupt_status(interrupt: BaseException) -> int:
+    """The exit status of a run stopped by ``interrupt``: 128 + the signal number, as a shell reports it."""
+    return 143 if isinstance(interrupt, Terminated) else 130

@@ -185,7 +185,7 @@ class TestAtomicity:
 
     def test_a_directory_that_is_not_an_export_is_not_replaced(self, checkpoint, tmp_path):
         (tmp_path / "notes.txt").write_text("mine")
-        with pytest.raises(ExportError, match="not an earlier export, so it is not replaced"):
+        with pytest.raises(ExportError, match="not an earlier export, so nothing in it is replaced"):
             export_checkpoint(checkpoint, tmp_path, ExportOptions())
         assert (tmp_path / "notes.txt").read_text() == "mine"
         with pytest.raises(ExportError, match="is a file"):

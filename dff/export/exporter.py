@@ -1,16 +1,16 @@
 """``export_checkpoint``: a checkpoint → feature, flow, task, warp and warp_plugin ONNX files and their manifest.
 
-The directory is written whole or not at all: every file goes into a temporary directory next to
-the target, which replaces the target only once the manifest is written. A failure removes the
-temporary directory and leaves an existing export untouched.
+Every file goes into a staging directory first (beside a new target, inside an earlier export),
+so a failure, Ctrl-C or SIGTERM removes it and leaves an existing export untouched; a staging
+folder left by ``kill -9`` is removed by the next export to the same place. A new target is the
+renamed staging folder; an earlier export (proved by its manifest) gets only its own files
+replaced, so ``engines/`` and anything else a user keeps there survive.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-import uuid
 from pathlib import Path
 
 import onnx
@@ -18,6 +18,7 @@ import torch
 
 from dff import __version__
 from dff.checkpoint import load_checkpoint
+from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
 from dff.config import ModelConfig
 from dff.errors import ConfigError, ExportError
 from dff.export.options import ExportOptions
@@ -42,6 +43,7 @@ from dff.manifest import (
     Preprocessing,
     SizeRange,
     TensorSpec,
+    load_manifest,
     sha256_file,
     write_manifest,
 )
@@ -49,6 +51,8 @@ from dff.manifest import (
 ROLES = ("feature", "flow", "task", "warp", "warp_plugin")
 #: Labels are uint8: class indices must fit.
 MAX_CLASSES = 256
+#: Name of the staging folder inside an earlier export that is being updated.
+STAGING_NAME = "dff-export"
 
 
 Interfaces = dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]
@@ -127,17 +131,18 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, options: ExportOp
     model, config = load_checkpoint(checkpoint)
     if not (config.num_classes <= MAX_CLASSES):
         raise ConfigError(f"labels are uint8, so at most {MAX_CLASSES} classes can be exported; got {config.num_classes}")
-    _check_target(out)
+    out = _resolve_target(out)
     sizes = options.sizes()
     specs = interfaces(config, dtype=options.dtype, sizes=sizes)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    except OSError as error:
+        raise write_failure(out, error, "export directory") from None
+    # A new export is staged beside the target and renamed into place; an earlier one is updated inside itself.
+    staging = make_staging_dir(out if out.is_dir() else out.parent, STAGING_NAME if out.is_dir() else out.name)
+    try:
         # mkdtemp creates the directory private (0700); the export is as readable as any directory made here.
         os.chmod(staging, 0o755)
-    except OSError as error:
-        raise ExportError(f"cannot create the export directory {out}: {error}") from None
-    try:
         paths = _write_models(staging, model, config, options, specs)
         files = {
             role: ModelFile(file=path.name, sha256=sha256_file(path), inputs=specs[role][0], outputs=specs[role][1])
@@ -157,34 +162,73 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, options: ExportOp
             checkpoint_sha256=sha256_file(checkpoint),
         )
         write_manifest(staging, manifest)
-        _replace_directory(staging, out)
-    except BaseException:
+        (staging / STAGING_MARKER).unlink()
+        if out.is_dir():
+            _update_export(staging, out, manifest)
+        else:
+            os.rename(staging, out)
+    except OSError as error:
+        raise write_failure(out, error, "export directory") from None
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 
-def _check_target(out: Path) -> None:
-    """Refuse to replace anything but a new path, an empty directory or an earlier export."""
+def _resolve_target(out: Path) -> Path:
+    """Where the export goes: ``out``, or the folder a symbolic link ``out`` points to (written through).
+
+    Refused: a file, a dangling link, and a folder that is neither empty nor provably an earlier export.
+    """
+    if out.is_symlink():
+        target = out.resolve()
+        if not target.is_dir():
+            raise ExportError(
+                f"--out {out} is a symbolic link to {target}, which is not a folder: create {target}, or give another --out"
+            )
+        out = target
     if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {out} is a file: give a directory path (it is created, or replaced if it is an export)")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
-        raise ExportError(
-            f"--out {out} is a non-empty directory without {MANIFEST_NAME}: it is not an earlier export, so it is "
-            "not replaced; give a new or empty directory"
-        )
+        raise ExportError(f"--out {out} is a file: give a directory path (it is created, or updated if it is an export)")
+    if out.is_dir():
+        _check_earlier_export(out)
+    return out
 
 
-def _replace_directory(staging: Path, out: Path) -> None:
-    """Move ``staging`` to ``out``; an existing ``out`` is moved aside first and deleted only after the move."""
-    if not out.exists():
-        os.rename(staging, out)
+def _check_earlier_export(out: Path) -> None:
+    """An empty folder, or one whose manifest.json is a dff export manifest; ExportError saying what is in the way."""
+    entries = sorted(p.name for p in out.iterdir() if not p.name.startswith(f".{STAGING_NAME}.tmp-"))
+    if not entries:
         return
-    previous = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    os.rename(out, previous)
+    shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    if not (out / MANIFEST_NAME).is_file():
+        raise ExportError(
+            f"--out {out} is a non-empty directory without {MANIFEST_NAME} (it holds {shown}): it is not an earlier "
+            "export, so nothing in it is replaced; give a new or empty directory"
+        )
     try:
-        os.rename(staging, out)
-    except BaseException:
-        os.rename(previous, out)
-        raise
-    shutil.rmtree(previous, ignore_errors=True)
+        load_manifest(out, verify=False)
+    except ExportError:
+        raise ExportError(
+            f"--out {out} holds a {MANIFEST_NAME} that is not a dff export manifest (the folder holds {shown}): it "
+            "is not an earlier export, so nothing in it is replaced; give a new or empty directory"
+        ) from None
+
+
+def _update_export(staging: Path, out: Path, manifest: Manifest) -> None:
+    """Move the new export's files from ``staging`` into the earlier export ``out``, manifest last.
+
+    Only an export's own files are written: the model files and the manifest. A file whose bytes
+    did not change is left alone (so engines built from it stay valid); model files the earlier
+    manifest listed and this one does not are removed; everything else (engines/, a user's
+    notes) is kept. Until the manifest is replaced, the earlier manifest's hashes reject a half-updated export.
+    """
+    previous = load_manifest(out, verify=False) if (out / MANIFEST_NAME).is_file() else None
+    new_files = {entry.file: entry.sha256 for entry in manifest.files().values()}
+    for name, digest in new_files.items():
+        target = out / name
+        if target.is_file() and not target.is_symlink() and sha256_file(target) == digest:
+            continue
+        os.replace(staging / name, target)
+    os.replace(staging / MANIFEST_NAME, out / MANIFEST_NAME)
+    for entry in previous.files().values() if previous else ():
+        if entry.file not in new_files and Path(entry.file).name == entry.file:
+            (out / entry.file).unlink(missing_ok=True)
