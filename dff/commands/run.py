@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="backend option, repeatable: onnxruntime takes provider=cpu|cuda|tensorrt, device_id, engine_cache_dir, "
-        "threads, spin_threads; torch takes device=cpu|cuda, half=true, cuda_graphs=true; openvino takes device=CPU|GPU|NPU|AUTO, precision=f32|bf16|f16, threads; tensorrt takes engines, "
+        "threads, spin_threads; torch takes device=cpu|cuda, half=true, cuda_graphs=true; openvino takes "
+        "device=CPU|GPU|NPU|AUTO, precision=f32|bf16|f16, threads; tensorrt takes engines, "
         "plugin_lib, cuda_graph, device (a wrong key lists the backend's options)",
     )
     parser.add_argument("--key-interval", "-l", type=int, default=10, help="one key frame every l frames (l in Eq. 7)")
