@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="run deep feature flow over a video and time it")
     parser.add_argument("model", help="export directory (`dff export`); a checkpoint for --backend torch")
     parser.add_argument("source", help="video file, folder of frames (numeric order) or camera index")
-    parser.add_argument("--backend", default="onnxruntime", help="inference backend: onnxruntime (default), torch, tensorrt")
+    parser.add_argument("--backend", default="onnxruntime", help="inference backend: onnxruntime (default), openvino, torch, tensorrt")
     parser.add_argument(
         "--option",
         "-O",
@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="backend option, repeatable: onnxruntime takes provider=cpu|cuda|tensorrt, device_id, engine_cache_dir, "
-        "threads, spin_threads; torch takes device=cpu|cuda, half=true, cuda_graphs=true; tensorrt takes engines, "
+        "threads, spin_threads; torch takes device=cpu|cuda, half=true, cuda_graphs=true; openvino takes "
+        "device=CPU|GPU|NPU|AUTO, precision=f32|bf16|f16, threads; tensorrt takes engines, "
         "plugin_lib, cuda_graph, device (a wrong key lists the backend's options)",
     )
     parser.add_argument("--key-interval", "-l", type=int, default=10, help="one key frame every l frames (l in Eq. 7)")

@@ -15,6 +15,7 @@ from dff.runtime.backends import backend_names, open_backend
 from dff.runtime.outputs import RunOutputs
 from dff.runtime.runtime import DeepFeatureFlowRuntime, FrameResult
 from dff.runtime.scheduler import FixedInterval, KeyFrameScheduler
+from dff.runtime.streams import MultiStreamRuntime, PhasedInterval, phased_schedulers, stream_phases
 from dff.runtime.timing import FrameTiming, TimingSummary, predicted_speedup
 from dff.runtime.video import Step, run_source
 
@@ -25,11 +26,15 @@ __all__ = [
     "FrameResult",
     "FrameTiming",
     "KeyFrameScheduler",
+    "MultiStreamRuntime",
+    "PhasedInterval",
     "RunOutputs",
     "Step",
     "TimingSummary",
     "backend_names",
     "open_backend",
+    "phased_schedulers",
     "predicted_speedup",
     "run_source",
+    "stream_phases",
 ]

@@ -1,8 +1,9 @@
-"""The backend interface: the five operations Algorithm 1 asks of an inference engine.
+"""The backend interface: the five operations Algorithm 1 asks of an inference engine, one frame or a batch.
 
 A backend runs the three networks of the paper and the propagation W on one device. The
-runtime (:mod:`dff.runtime.runtime`) decides which of them to call for each frame; the backend
-only executes. One frame at a time (batch 1). Torch-free: this module imports numpy only.
+runtimes (:mod:`dff.runtime.runtime` for one stream, :mod:`dff.runtime.streams` for many) decide
+which of them to call for each frame; the backend only executes. Torch-free: this module imports
+numpy only.
 
 Data and device memory
 ----------------------
@@ -22,9 +23,36 @@ caller never looks inside a handle; it passes it back to the same backend.
 * ``upload`` copies the host image: the caller may overwrite or free it as soon as ``upload``
   returns. ``download`` waits for the labels and returns a new host array the caller owns.
 
+Batches: many streams, one call per stage
+-----------------------------------------
+Each single-frame method has a batched twin (``upload_batch``, ``feature_batch``, ``flow_batch``,
+``warp_batch``, ``task_batch``, ``download_batch``) that takes a sequence of per-frame arguments and
+returns a list of **per-frame handles**, one per item, in order. Handles are interchangeable:
+a handle from a batched call may go to a single-frame call and the other way round, so a stream's
+state (its key frame and key features) is always per-stream handles, whichever call made them.
+
+* All items of one batched call have the same frame size (the runtime batches sizes apart) and
+  there is at least one item; ``max_batch`` (None: any number) bounds the count.
+* A per-frame handle from a batched call may be a *view* into the batch's device tensor (a slice of
+  an ``OrtValue``'s memory, of a ``torch.Tensor``, of a device buffer). It keeps that memory alive
+  and owns its part of it as above; the batch's memory is freed when its last view is dropped.
+  So the key features of one stream may hold a whole batch's features until that stream's next
+  key frame: memory per stream stays bounded (one batch per stream at most), never grows.
+* Stacking per-frame handles into a batch (gathering the key frames and key features of the
+  streams that share a tick) happens **on the device**: per-stream state is never copied to the
+  host and back. Only ``download``/``download_batch`` cross to the host, with the labels.
+* Results must equal the single-frame methods' item by item, to the precision of the engine
+  (batched convolutions may pick other kernels: where they are not bit-exact, a backend says so).
+* The default implementations here loop over the single-frame methods, so every backend is
+  batched-correct without writing a line; ``native_batching`` tells which backends override them
+  with one engine call per batch.
+
 Preprocessing lives in the models (see :mod:`dff.manifest`): frames go to the device as uint8
 BGR, exactly as OpenCV decodes them, and labels come back as uint8 class indices at frame size.
 The host only resizes frames to an allowed size (``sizes``) before ``upload``.
+
+Threads: a backend may be shared by runtimes on several threads. Every method must be safe to
+call concurrently (each backend documents how: per-thread I/O bindings, a lock, ...).
 
 Adding a backend adds one module to :mod:`dff.runtime.backends` that defines a subclass and
 names it ``BACKEND``; nothing else is edited (see :func:`dff.runtime.backends.open_backend`).
@@ -34,6 +62,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import TracebackType
+from collections.abc import Sequence
 from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
@@ -64,6 +93,10 @@ class Backend(ABC):
     sizes: SizeRange
     #: One name per class index the labels take.
     class_names: tuple[str, ...]
+    #: True where the ``*_batch`` methods run one engine call per batch; False where they are the default loops.
+    native_batching: ClassVar[bool] = False
+    #: The most frames one batched call takes (an engine profile's batch range); None: any number.
+    max_batch: int | None = None
 
     @abstractmethod
     def upload(self, image: np.ndarray) -> FrameHandle:
@@ -95,6 +128,32 @@ class Backend(ABC):
     @abstractmethod
     def download(self, labels: LabelHandle) -> np.ndarray:
         """Wait for ``labels`` and copy them to the host: a new uint8 (H, W) array of class indices."""
+
+    # Batches: one call per stage for the frames of many streams (see "Batches" above). The defaults loop.
+
+    def upload_batch(self, images: Sequence[np.ndarray]) -> list[FrameHandle]:
+        """:meth:`upload` for frames of one size: one handle per image, in order."""
+        return [self.upload(image) for image in images]
+
+    def feature_batch(self, frames: Sequence[FrameHandle]) -> list[FeatureHandle]:
+        """:meth:`feature` for a batch: the key frames of the streams whose tick is a key frame (Algorithm 1, line 8)."""
+        return [self.feature(frame) for frame in frames]
+
+    def flow_batch(self, key_frames: Sequence[FrameHandle], frames: Sequence[FrameHandle]) -> list[FlowHandle]:
+        """:meth:`flow` for a batch: ``key_frames[n]`` is the key frame of the stream ``frames[n]`` belongs to (line 11)."""
+        return [self.flow(key_frame, frame) for key_frame, frame in zip(key_frames, frames, strict=True)]
+
+    def warp_batch(self, key_feats: Sequence[FeatureHandle], flows: Sequence[FlowHandle]) -> list[FeatureHandle]:
+        """:meth:`warp` for a batch: ``key_feats[n]`` propagated by ``flows[n]`` (Eq. 3)."""
+        return [self.warp(key_feat, flow) for key_feat, flow in zip(key_feats, flows, strict=True)]
+
+    def task_batch(self, feats: Sequence[FeatureHandle]) -> list[LabelHandle]:
+        """:meth:`task` for a batch: key and propagated features of one size together (lines 9 and 12)."""
+        return [self.task(feat) for feat in feats]
+
+    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray]:
+        """:meth:`download` for a batch: one new uint8 (H, W) host array per handle."""
+        return [self.download(label) for label in labels]
 
     def synchronize(self) -> None:
         """Block until all work enqueued so far has finished. Only timing needs it; a no-op on synchronous backends."""

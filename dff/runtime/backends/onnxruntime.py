@@ -3,15 +3,29 @@
 Tensors stay in ONNX Runtime's memory between the stages: every run goes through an I/O binding
 whose outputs are ``OrtValue`` s on the provider's device, so the key frame and the key features
 never travel to the host. Only the labels are copied back.
+
+Batches run as one session call per stage: the per-frame handles are stacked along the batch axis
+on the device, and the batch's outputs are split back into per-frame handles. On the CPU both are
+numpy operations on ONNX Runtime's own memory (there the device *is* host memory; a split item is
+a view that keeps the batch alive); on other devices they are one-node Concat and Split graphs run
+by the same provider (:class:`DeviceStacking`), so nothing crosses to the host.
+
+Threads: ``InferenceSession.run_with_iobinding`` may be called from many threads at once, but an
+I/O binding holds the inputs and outputs of one run, so each thread gets its own bindings (a
+thread-local lookup, well under a microsecond). Sharing one set of bindings between threads was
+what failed ("Unexpected input data type", "Fetches vector", arena assertions).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
+from onnx import TensorProto, helper
 
 from dff import manifest as names
 from dff.errors import ConfigError
@@ -46,6 +60,117 @@ def _providers(provider: Provider, device_id: int, engine_cache_dir: Path | None
     return chain
 
 
+class ThreadBindings:
+    """One I/O binding per session and per thread: a binding is the state of one run in flight."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self, key: object, session: ort.InferenceSession) -> ort.IOBinding:
+        bindings = getattr(self._local, "bindings", None)
+        if bindings is None:
+            bindings = self._local.bindings = {}
+        binding = bindings.get(key)
+        if binding is None:
+            binding = bindings[key] = session.io_binding()
+        return binding
+
+
+def run_bound(
+    binding: ort.IOBinding,
+    session: ort.InferenceSession,
+    inputs: dict[str, ort.OrtValue],
+    outputs: Sequence[str],
+    device: tuple[str, int],
+) -> list[ort.OrtValue]:
+    """One run of ``session`` through ``binding``: OrtValue inputs, outputs allocated anew on ``device``."""
+    binding.clear_binding_inputs()
+    binding.clear_binding_outputs()
+    for name, value in inputs.items():
+        binding.bind_ortvalue_input(name, value)
+    for name in outputs:
+        binding.bind_output(name, *device)
+    session.run_with_iobinding(binding)
+    values = binding.get_outputs()
+    # The binding would otherwise keep the last run's tensors alive until its next run.
+    binding.clear_binding_inputs()
+    binding.clear_binding_outputs()
+    return values
+
+
+class DeviceStacking:
+    """Stacking OrtValues along the batch axis and splitting them again, on the provider's device.
+
+    One-node graphs (Concat of k inputs, Split into k outputs, both on axis 0), built in memory once
+    per (k, element type, rank) and run by the same providers as the models, so that gathering the
+    streams' key frames and key features never copies them through the host.
+    """
+
+    #: ONNX element types of the tensors a backend stacks: uint8 frames and labels, float16/float32 features.
+    ELEMENT_TYPES = {
+        "tensor(uint8)": TensorProto.UINT8,
+        "tensor(float)": TensorProto.FLOAT,
+        "tensor(float16)": TensorProto.FLOAT16,
+    }
+
+    def __init__(self, options: ort.SessionOptions, providers: list, device: tuple[str, int]) -> None:
+        self._options = options
+        self._providers = providers
+        self._device = device
+        self._sessions: dict[tuple, ort.InferenceSession] = {}
+        self._bindings = ThreadBindings()
+        self._lock = threading.Lock()
+
+    def _session(self, op: str, count: int, value: ort.OrtValue) -> tuple[tuple, ort.InferenceSession]:
+        key = (op, count, value.data_type(), len(value.shape()))
+        with self._lock:  # building a session is rare; two threads must not both build it
+            if key not in self._sessions:
+                self._sessions[key] = self._build(op, count, self.ELEMENT_TYPES[value.data_type()], len(value.shape()))
+        return key, self._sessions[key]
+
+    def _build(self, op: str, count: int, element: int, rank: int) -> ort.InferenceSession:
+        dims = [f"d{i}" for i in range(rank)]
+        if op == "concat":
+            inputs = [helper.make_tensor_value_info(f"x{i}", element, dims) for i in range(count)]
+            outputs = [helper.make_tensor_value_info("y", element, None)]
+            node = helper.make_node("Concat", [f"x{i}" for i in range(count)], ["y"], axis=0)
+        else:
+            inputs = [helper.make_tensor_value_info("x", element, dims)]
+            outputs = [helper.make_tensor_value_info(f"y{i}", element, None) for i in range(count)]
+            node = helper.make_node("Split", ["x"], [f"y{i}" for i in range(count)], axis=0, num_outputs=count)
+        model = helper.make_model(
+            helper.make_graph([node], op, inputs, outputs), opset_imports=[helper.make_opsetid("", 18)]
+        )
+        model.ir_version = 8
+        return ort.InferenceSession(model.SerializeToString(), self._options, providers=self._providers)
+
+    def stack(self, values: Sequence[ort.OrtValue]) -> ort.OrtValue:
+        key, session = self._session("concat", len(values), values[0])
+        inputs = {f"x{i}": value for i, value in enumerate(values)}
+        return run_bound(self._bindings.get(key, session), session, inputs, ["y"], self._device)[0]
+
+    def split(self, value: ort.OrtValue) -> list[ort.OrtValue]:
+        count = value.shape()[0]
+        key, session = self._session("split", count, value)
+        outputs = [f"y{i}" for i in range(count)]
+        return run_bound(self._bindings.get(key, session), session, {"x": value}, outputs, self._device)
+
+
+class HostStacking:
+    """The same on the CPU provider, where ONNX Runtime's tensors are host memory: numpy does it in place."""
+
+    @staticmethod
+    def stack(values: Sequence[ort.OrtValue]) -> ort.OrtValue:
+        return ort.OrtValue.ortvalue_from_numpy(np.concatenate([value.numpy() for value in values]))
+
+    @staticmethod
+    def split(value: ort.OrtValue) -> list[ort.OrtValue]:
+        """``value``: a run's output, in ONNX Runtime's memory (its numpy view keeps the tensor alive)."""
+        # Views of the batch's memory; each OrtValue keeps its view, and the view the batch, alive.
+        array = value.numpy()
+        return [ort.OrtValue.ortvalue_from_numpy(array[i : i + 1]) for i in range(len(array))]
+
+
 class OnnxRuntimeBackend(Backend):
     """The ONNX files of an export directory (``model``), hashes checked, in one session per network.
 
@@ -58,6 +183,7 @@ class OnnxRuntimeBackend(Backend):
     """
 
     name = "onnxruntime"
+    native_batching = True
 
     def __init__(
         self,
@@ -85,20 +211,23 @@ class OnnxRuntimeBackend(Backend):
             role: ort.InferenceSession(str(directory / files[role].file), options, providers=providers)
             for role in ("feature", "flow", "warp", "task")
         }
-        # One binding per session, cleared before each run: creating a binding per call costs 5-10 µs a stage.
-        # Outputs are allocated anew on each run, so handles returned earlier keep their memory.
-        self._bindings = {role: session.io_binding() for role, session in self._sessions.items()}
+        # Bindings are reused, per thread: creating one per call costs 5-10 µs a stage. Outputs are
+        # allocated anew on each run, so handles returned earlier keep their memory.
+        self._bindings = ThreadBindings()
+        self._stacking = HostStacking() if provider == "cpu" else DeviceStacking(options, providers, self._device)
 
     def _run(self, role: str, inputs: dict[str, ort.OrtValue], outputs: tuple[str, ...]) -> list[ort.OrtValue]:
-        binding = self._bindings[role]
-        binding.clear_binding_inputs()
-        binding.clear_binding_outputs()
-        for name, value in inputs.items():
-            binding.bind_ortvalue_input(name, value)
-        for name in outputs:
-            binding.bind_output(name, *self._device)
-        self._sessions[role].run_with_iobinding(binding)
-        return binding.get_outputs()
+        session = self._sessions[role]
+        return run_bound(self._bindings.get(role, session), session, inputs, outputs, self._device)
+
+    def _run_batch(self, role: str, inputs: dict[str, Sequence[ort.OrtValue]], outputs: tuple[str, ...]) -> list[list[ort.OrtValue]]:
+        """One run over per-frame handles stacked along the batch axis; per output, its per-frame handles."""
+        stack = self._stacking.stack
+        stacked = {name: values[0] if len(values) == 1 else stack(values) for name, values in inputs.items()}
+        results = self._run(role, stacked, outputs)
+        if len(next(iter(inputs.values()))) == 1:
+            return [[value] for value in results]
+        return [self._stacking.split(value) for value in results]
 
     def upload(self, image: np.ndarray) -> FrameHandle:
         # On the CPU an OrtValue wraps the array's memory: copy so that the caller may reuse its buffer.
@@ -121,8 +250,34 @@ class OnnxRuntimeBackend(Backend):
     def download(self, labels: LabelHandle) -> np.ndarray:
         return np.array(labels.numpy()[0], dtype=np.uint8)
 
+    def upload_batch(self, images: Sequence[np.ndarray]) -> list[FrameHandle]:
+        batch = np.stack(images)  # a copy: the caller may reuse its buffers
+        if self._device[0] == "cpu":
+            # An OrtValue over numpy memory does not keep that memory alive: each one holds its own view of it.
+            return [ort.OrtValue.ortvalue_from_numpy(batch[i : i + 1]) for i in range(len(batch))]
+        return self._stacking.split(ort.OrtValue.ortvalue_from_numpy(batch, *self._device))  # one transfer
+
+    def feature_batch(self, frames: Sequence[FrameHandle]) -> list[FeatureHandle]:
+        return self._run_batch("feature", {names.FRAME: frames}, (names.FEAT,))[0]
+
+    def flow_batch(self, key_frames: Sequence[FrameHandle], frames: Sequence[FrameHandle]) -> list[FlowHandle]:
+        flows, scales = self._run_batch("flow", {names.KEY_FRAME: key_frames, names.FRAME: frames}, (names.FLOW, names.SCALE))
+        return list(zip(flows, scales))
+
+    def warp_batch(self, key_feats: Sequence[FeatureHandle], flows: Sequence[FlowHandle]) -> list[FeatureHandle]:
+        inputs = {names.KEY_FEAT: key_feats, names.FLOW: [f[0] for f in flows], names.SCALE: [f[1] for f in flows]}
+        return self._run_batch("warp", inputs, (names.FEAT,))[0]
+
+    def task_batch(self, feats: Sequence[FeatureHandle]) -> list[LabelHandle]:
+        return self._run_batch("task", {names.FEAT: feats}, (names.LABELS,))[0]
+
+    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray]:
+        # One transfer: the labels are stacked on the device first. ``stacked`` stays referenced while its
+        # memory is read (on the CPU it is numpy memory, which its numpy view would not keep alive).
+        stacked = labels[0] if len(labels) == 1 else self._stacking.stack(labels)
+        return [np.array(item, dtype=np.uint8) for item in stacked.numpy()]
+
     def close(self) -> None:
-        self._bindings.clear()
         self._sessions.clear()
 
 

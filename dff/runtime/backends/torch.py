@@ -3,11 +3,21 @@
 Runs under ``inference_mode`` with channels-last convolutions. On CUDA it can run in float16
 (``half``) and replay each stage from a CUDA graph (``cuda_graphs``), captured once per frame
 size; both are GPU-only options.
+
+Batches are one module call per stage: per-frame handles are concatenated on the device and the
+outputs split into per-frame views (which keep the batch alive). With CUDA graphs each batch size
+is a shape of its own, so it gets its own graph. Batched convolutions may use other kernels than
+batch 1 (oneDNN, cuDNN), so batched labels can differ from single-frame ones in rare near-tie
+pixels; ``benchmarks/bench_streams.py`` measures by how much.
+
+Threads: eager modules under ``inference_mode`` keep no state between calls, so threads may share
+them; a CUDA graph replays into static buffers, so each graph's replay and copy-out hold a lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,18 +48,21 @@ class CudaGraphed:
         self.function = function
         self.warmup_runs = warmup_runs
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...], Tensors]] = {}
+        # Static buffers are shared by every caller: copy-in, replay and copy-out are one critical section.
+        self._lock = threading.Lock()
 
     def __call__(self, *inputs: torch.Tensor) -> Tensors:
         signature = tuple((t.shape, t.dtype) for t in inputs)
-        if signature not in self._graphs:
-            self._graphs[signature] = self._capture(inputs)
-        graph, static_inputs, static_outputs = self._graphs[signature]
-        for static, tensor in zip(static_inputs, inputs):
-            static.copy_(tensor)
-        graph.replay()
-        if isinstance(static_outputs, tuple):
-            return tuple(t.clone() for t in static_outputs)
-        return static_outputs.clone()
+        with self._lock:
+            if signature not in self._graphs:
+                self._graphs[signature] = self._capture(inputs)
+            graph, static_inputs, static_outputs = self._graphs[signature]
+            for static, tensor in zip(static_inputs, inputs):
+                static.copy_(tensor)
+            graph.replay()
+            if isinstance(static_outputs, tuple):
+                return tuple(t.clone() for t in static_outputs)
+            return static_outputs.clone()
 
     def _capture(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...], Tensors]:
         static_inputs = tuple(t.clone() for t in inputs)
@@ -75,6 +88,7 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    native_batching = True
 
     def __init__(self, *, model: str | Path, device: str = "cpu", half: bool = False, cuda_graphs: bool = False) -> None:
         self.device = torch.device(device)
@@ -136,12 +150,44 @@ class TorchBackend(Backend):
         # On the CPU the array shares the tensor's memory; the tensor is this frame's alone (handles own their memory).
         return labels[0].cpu().numpy()
 
+    @torch.inference_mode()
+    def upload_batch(self, images: Sequence[np.ndarray]) -> list[FrameHandle]:
+        frames = torch.from_numpy(np.stack(images)).to(self.device)
+        return list(self.normalizer(frames).to(self.dtype).contiguous(memory_format=torch.channels_last).split(1))
+
+    @torch.inference_mode()
+    def feature_batch(self, frames: Sequence[FrameHandle]) -> list[FeatureHandle]:
+        return list(self._run_feature(_cat(frames)).split(1))
+
+    @torch.inference_mode()
+    def flow_batch(self, key_frames: Sequence[FrameHandle], frames: Sequence[FrameHandle]) -> list[FlowHandle]:
+        flow, scale = self._run_flow(_cat(key_frames), _cat(frames))
+        return list(zip(flow.split(1), scale.split(1)))
+
+    @torch.inference_mode()
+    def warp_batch(self, key_feats: Sequence[FeatureHandle], flows: Sequence[FlowHandle]) -> list[FeatureHandle]:
+        feat = self._run_warp(_cat(key_feats), _cat([f[0] for f in flows]), _cat([f[1] for f in flows]))
+        return list(feat.split(1))
+
+    @torch.inference_mode()
+    def task_batch(self, feats: Sequence[FeatureHandle]) -> list[LabelHandle]:
+        return list(self._run_task(_cat(feats)).split(1))
+
+    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray]:
+        host = _cat(labels).cpu().numpy()  # one transfer; the rows below are copies the caller owns
+        return [np.array(item) for item in host]
+
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
     def close(self) -> None:
         self.__dict__.pop("network", None)
+
+
+def _cat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-frame handles as one batch on their device (no copy for a batch of one)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors))
 
 
 BACKEND = TorchBackend

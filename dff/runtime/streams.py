@@ -1,0 +1,136 @@
+"""Algorithm 1 for many streams on one backend: one batched call per stage per tick, staggered key frames.
+
+Each stream keeps its own scheduler and state (key frame and key features: per-stream handles on
+the backend's device). A tick takes the next frame of some streams; per network size, the key-frame
+streams go through N_feat together, the others through F and W together, and all of them through
+N_task together (see the batched methods of :mod:`dff.runtime.backend`). With one stream this is
+:class:`~dff.runtime.runtime.DeepFeatureFlowRuntime` frame by frame.
+
+Staggered phases: with a fixed interval l, stream j gets phase round(j·l/S), so each tick carries
+about S/l key frames instead of S on one tick and none on the next l−1 (``phases="aligned"``: all 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from dff.runtime.backend import Backend, FeatureHandle, FrameHandle
+from dff.runtime.runtime import FrameResult
+from dff.runtime.scheduler import FixedInterval, KeyFrameScheduler
+from dff.runtime.timing import FrameTiming
+from dff.sources import check_image
+
+Phase = Literal["staggered", "aligned"]
+
+
+class PhasedInterval(FixedInterval):
+    """A key frame every ``interval`` frames, on the frames i with (i − phase) ≡ 0 (mod l) counted from the stream's
+    first frame; the rules of :class:`KeyFrameScheduler` (first frame, after reset, new size) add key frames off phase,
+    after which the stream returns to its phase, so a restart does not move its key frames onto another stream's tick."""
+
+    def __init__(self, interval: int, phase: int = 0) -> None:
+        self.phase = phase % interval if isinstance(interval, int) and interval >= 1 else 0
+        self.count = 0
+        super().__init__(interval)
+
+    def is_key(self, image: np.ndarray) -> bool:
+        key = super().is_key(image)
+        self.count += 1
+        return key
+
+    def choose(self, image: np.ndarray) -> bool:
+        return (self.count - self.phase) % self.interval == 0
+
+    def __repr__(self) -> str:
+        return f"PhasedInterval({self.interval}, phase={self.phase})"
+
+
+def stream_phases(streams: int, interval: int, phase: Phase = "staggered") -> list[int]:
+    """Stream j's phase: round(j·l/S) staggered, 0 aligned."""
+    if phase not in ("staggered", "aligned"):
+        raise ValueError(f"phase must be 'staggered' or 'aligned', got {phase!r}")
+    return [round(j * interval / streams) % interval if phase == "staggered" else 0 for j in range(streams)]
+
+
+@dataclass
+class StreamState:
+    """One stream: its scheduler, its key frame and key features (device handles), frames seen."""
+
+    scheduler: KeyFrameScheduler
+    key_frame: FrameHandle | None = None
+    key_feat: FeatureHandle | None = None
+    frames: int = 0
+
+
+class MultiStreamRuntime:
+    """S streams over one backend. ``schedulers``: one per stream (e.g. :func:`phased_schedulers`)."""
+
+    def __init__(self, *, backend: Backend, schedulers: list[KeyFrameScheduler]) -> None:
+        self.backend = backend
+        self.streams = [StreamState(scheduler) for scheduler in schedulers]
+
+    def reset(self, stream: int) -> None:
+        """Restart ``stream``: its next frame is a key frame, on its own tick; the other streams are untouched."""
+        state = self.streams[stream]
+        state.scheduler.reset()
+        state.key_frame = state.key_feat = None
+
+    def __call__(self, images: Mapping[int, np.ndarray]) -> dict[int, FrameResult]:
+        """One tick: labels for the next frame of each stream in ``images`` (stream index → uint8 H×W×3 BGR)."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for j, image in images.items():
+            check_image(image, f"stream {j}, frame {self.streams[j].frames}")
+            groups.setdefault(self.backend.sizes.nearest(*image.shape[:2]), []).append(j)
+        results: dict[int, FrameResult] = {}
+        for size, members in groups.items():  # frames of different network sizes batch separately
+            results.update(self._tick(size, members, images))
+        return results
+
+    def _tick(self, size: tuple[int, int], members: list[int], images: Mapping[int, np.ndarray]) -> dict[int, FrameResult]:
+        backend, streams = self.backend, self.streams
+        limit = backend.max_batch or len(members)
+        if len(members) > limit:  # an engine's batch range: run the group in chunks
+            out: dict[int, FrameResult] = {}
+            for start in range(0, len(members), limit):
+                out.update(self._tick(size, members[start : start + limit], images))
+            return out
+        frames = dict(zip(members, backend.upload_batch([_resize(images[j], size) for j in members])))
+        keys = [j for j in members if streams[j].scheduler.is_key(images[j])]  # line 6
+        others = [j for j in members if j not in keys]
+        feats = dict(zip(keys, backend.feature_batch([frames[j] for j in keys]))) if keys else {}  # line 8
+        for j in keys:
+            streams[j].key_frame, streams[j].key_feat = frames[j], feats[j]  # line 7: k = i
+        if others:
+            flows = backend.flow_batch([streams[j].key_frame for j in others], [frames[j] for j in others])  # line 11
+            feats.update(zip(others, backend.warp_batch([streams[j].key_feat for j in others], flows)))  # line 11
+        order = keys + others
+        labels = backend.download_batch(backend.task_batch([feats[j] for j in order]))  # lines 9 and 12
+        out = {}
+        for j, label in zip(order, labels):
+            state = streams[j]
+            timing = FrameTiming(index=state.frames, key=j in keys, stages_ms={})
+            out[j] = FrameResult(labels=_restore(label, images[j].shape[:2]), key=j in keys, timing=timing)
+            state.frames += 1
+        return out
+
+
+def phased_schedulers(streams: int, interval: int, phase: Phase = "staggered") -> list[KeyFrameScheduler]:
+    """One :class:`PhasedInterval` per stream with the phases of :func:`stream_phases`."""
+    return [PhasedInterval(interval, p) for p in stream_phases(streams, interval, phase)]
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if image.shape[:2] == size:
+        return np.ascontiguousarray(image)
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _restore(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if labels.shape == size:
+        return labels
+    return cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)

@@ -1,0 +1,47 @@
+"""The multi-stream runtime: each stream inside a batch equals that stream alone; staggered phases flatten key frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_batching import frames
+
+from dff.runtime import DeepFeatureFlowRuntime, open_backend
+from dff.runtime.streams import MultiStreamRuntime, PhasedInterval, phased_schedulers, stream_phases
+
+
+def test_phases():
+    assert stream_phases(5, 5) == [0, 1, 2, 3, 4]
+    assert stream_phases(2, 10) == [0, 5]
+    assert stream_phases(3, 5, "aligned") == [0, 0, 0]
+    scheduler = PhasedInterval(5, 2)
+    image = np.zeros((8, 8, 3), np.uint8)
+    # First frame forced, then frames 2, 7, 12 on phase.
+    assert [scheduler.is_key(image) for _ in range(13)] == [i in (0, 2, 7, 12) for i in range(13)]
+
+
+@pytest.mark.parametrize("count", [1, 3, 8])
+def test_streams_in_a_batch_equal_each_stream_alone(tiny_export, count):
+    with open_backend("onnxruntime", model=tiny_export, threads=1) as backend:
+        streams = [frames(6, seed=2 * j) for j in range(count)]
+        runtime = MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(count, 3))
+        batched = [runtime({j: streams[j][i] for j in range(count)}) for i in range(6)]
+        for j, scheduler in enumerate(phased_schedulers(count, 3)):
+            alone = DeepFeatureFlowRuntime(backend=backend, scheduler=scheduler)
+            for i, image in enumerate(streams[j]):
+                expected = alone(image)
+                assert batched[i][j].key == expected.key
+                np.testing.assert_array_equal(batched[i][j].labels, expected.labels)
+
+
+def test_staggered_ticks_carry_one_key_frame_each(tiny_export):
+    with open_backend("onnxruntime", model=tiny_export, threads=1) as backend:
+        image = frames(1)[0]
+        for phase, per_tick in (("aligned", [0, 0, 0, 0, 5, 0, 0, 0, 0]), ("staggered", [1] * 9)):
+            runtime = MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(5, 5, phase))
+            runtime({j: image for j in range(5)})  # the first tick: every stream needs a key frame
+            keys = [sum(r.key for r in runtime({j: image for j in range(5)}).values()) for _ in range(9)]
+            assert keys == per_tick, phase
+        # Frame 10 is stream 0's key frame; a restart adds one for stream 2 on this tick, and the others are untouched.
+        runtime.reset(2)
+        assert sorted(j for j, r in runtime({j: image for j in range(5)}).items() if r.key) == [0, 2]
