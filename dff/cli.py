@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 
 from dff import __version__
 from dff import commands
-from dff.errors import DFFError
+from dff.errors import DFFError, Terminated, interrupt_status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,14 +30,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM (timeout, kill, container runtimes) unwinds like Ctrl-C, so every context manager that
+    # holds a temporary file removes it and earlier outputs stay as they were.
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return int(args.handler(args) or 0)
     except DFFError as error:
         # Expected user errors: one clear line, no traceback.
         print(f"dff {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        cause = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted (Ctrl-C)"
+        print(f"dff {args.command}: {cause}; unfinished outputs removed, earlier files kept", file=sys.stderr)
+        return interrupt_status(interrupt)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

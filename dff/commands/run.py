@@ -48,12 +48,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dff.atomic import check_output_dir, check_output_file
     from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, RunOutputs, open_backend, run_source
     from dff.runtime.video import RunReport
     from dff.sources import open_source
 
     if not (args.key_interval >= 1):
         raise ConfigError(f"--key-interval must be >= 1, got {args.key_interval}")
+    # Output paths are checked before the first frame, so that a bad one costs no computing and leaves nothing behind.
+    if args.out:
+        check_output_file(args.out, "--out")
+    if args.log:
+        check_output_file(args.log, "--log")
+    if args.labels_dir:
+        check_output_dir(args.labels_dir, "--labels-dir")
     source = open_source(args.source)
     with open_backend(args.backend, model=args.model, **dict(args.option)) as backend:
         runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(args.key_interval), sync_timing=args.sync_timing)
