@@ -84,3 +84,16 @@ def run_without_torch(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", BLOCK_TORCH + code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def vtest_frames(count: int, size: tuple[int, int], *, start: int = 0) -> list[np.ndarray]:
+    """``count`` consecutive frames of the real vtest.avi (pedestrians) from frame ``start``, shrunk to ``size`` (H, W)."""
+    capture = cv2.VideoCapture(str(DATA / "videos" / "vtest.avi"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    frames = []
+    for _ in range(count):
+        ok, image = capture.read()
+        assert ok, "vtest.avi should decode"
+        frames.append(cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA))
+    capture.release()
+    return frames

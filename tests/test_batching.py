@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
-from helpers import DATA
+from helpers import DATA, vtest_frames
 
 from dff.runtime import Backend, open_backend
 
@@ -14,16 +13,8 @@ pytestmark = pytest.mark.skipif(not (DATA / "videos").is_dir(), reason=f"real te
 
 
 def frames(count: int, seed: int = 0) -> list[np.ndarray]:
-    """``count`` consecutive frames of vtest.avi (pedestrians), from frame ``3 * seed``, shrunk to SIZE."""
-    capture = cv2.VideoCapture(str(DATA / "videos" / "vtest.avi"))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, 3 * seed)
-    out = []
-    for _ in range(count):
-        ok, image = capture.read()
-        assert ok, "vtest.avi should decode"
-        out.append(cv2.resize(image, SIZE[::-1], interpolation=cv2.INTER_AREA))
-    capture.release()
-    return out
+    """``count`` consecutive frames of vtest.avi from frame ``3 * seed``, shrunk to SIZE."""
+    return vtest_frames(count, SIZE, start=3 * seed)
 
 
 def single_frame_labels(backend: Backend, images: list[np.ndarray]) -> list[np.ndarray]:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import DATA, make_checkpoint, make_export, run_without_torch
+from helpers import DATA, make_checkpoint, make_export, run_without_torch, vtest_frames
 
 from dff.checkpoint import load_checkpoint
 from dff.errors import ConfigError, ExportError, VideoError
@@ -27,14 +27,7 @@ MIN_LABEL_AGREEMENT = 0.995
 
 def real_frames(count: int) -> list[np.ndarray]:
     """The first ``count`` frames of vtest.avi (pedestrians), shrunk to SOURCE_SIZE."""
-    capture = cv2.VideoCapture(str(VIDEOS / "vtest.avi"))
-    frames = []
-    for _ in range(count):
-        ok, image = capture.read()
-        assert ok, "vtest.avi should decode"
-        frames.append(cv2.resize(image, SOURCE_SIZE[::-1], interpolation=cv2.INTER_AREA))
-    capture.release()
-    return frames
+    return vtest_frames(count, SOURCE_SIZE)
 
 
 @pytest.fixture(scope="module")
