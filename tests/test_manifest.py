@@ -18,5 +18,5 @@ def test_manifest_that_is_not_text(tiny_export, tmp_path):
 
 
 def test_backend_option_of_the_wrong_type(tiny_export):
-    with pytest.raises(ConfigError, match="backend 'onnxruntime': bad option value"):
+    with pytest.raises(ConfigError, match="backend .onnxruntime.: option threads expects an integer, got .many."):
         open_backend("onnxruntime", model=tiny_export, threads="many")

@@ -111,7 +111,7 @@ def test_bf16_runs_close_to_f32(export_dir):
 def test_bad_options_and_sizes_are_clear_errors(export_dir):
     with pytest.raises(ConfigError, match="OpenVINO device 'XPU' is not available here"):
         open_backend("openvino", model=export_dir, device="XPU")
-    with pytest.raises(ConfigError, match="unknown OpenVINO precision 'int4'"):
+    with pytest.raises(ConfigError, match="option precision expects one of 'f32', 'bf16', 'f16', got 'int4'"):
         open_backend("openvino", model=export_dir, precision="int4")
     with pytest.raises(ConfigError, match="threads must be an integer >= 1"):
         open_backend("openvino", model=export_dir, threads=0)

@@ -5,7 +5,10 @@ for, so ``onnxruntime`` runs without torch and nothing needs TensorRT until ``te
 opened. Adding a backend adds a module; this file does not change.
 
 Every backend's constructor takes ``model`` (what it loads: an export directory, or a checkpoint
-for ``torch``) and its own keyword-only options.
+for ``torch``) and its own keyword-only options. Option values are checked against the
+constructor's type annotations before it runs (:mod:`dff.runtime.backends._options`), so a value
+of the wrong type is a one-line ConfigError naming the option, while errors raised inside a
+constructor are that backend's own.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import pkgutil
 from pathlib import Path
 from typing import Any
 
-from dff.errors import ConfigError, DFFError
+from dff.errors import ConfigError
 from dff.runtime.backend import Backend
+from dff.runtime.backends._options import OptionError, coerce_options
 
 
 def backend_names() -> list[str]:
@@ -39,14 +43,19 @@ def backend_options(name: str) -> list[str]:
 
 
 def open_backend(name: str, *, model: str | Path, **options: Any) -> Backend:
-    """Backend ``name`` loaded from ``model`` with ``options``; an option it does not take is a ConfigError."""
+    """Backend ``name`` loaded from ``model`` with ``options``.
+
+    An option it does not take, or a value that does not fit the option's type (``threads="abc"``),
+    is a ConfigError before the backend is constructed. Strings are converted where the option's
+    type allows (``"4"`` for an integer, ``"true"`` for a flag), as ``-O KEY=VALUE`` gives them.
+    """
     known = backend_options(name)
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(f"backend {name!r} takes no option(s) {unknown}; its options are {known}")
+    cls = backend_class(name)
     try:
-        return backend_class(name)(model=model, **options)
-    except (TypeError, ValueError) as error:
-        if isinstance(error, DFFError):
-            raise
-        raise ConfigError(f"backend {name!r}: bad option value in {options}: {error}") from None
+        values = coerce_options(cls.__init__, options)
+    except OptionError as error:
+        raise ConfigError(f"backend {name!r}: {error}") from None
+    return cls(model=model, **values)
