@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dff.atomic import atomic_path
+from dff.atomic import write_bytes_atomic
 from dff.config import ModelConfig, from_dict, to_dict
 from dff.errors import CheckpointError, ConfigError
 
@@ -43,16 +43,16 @@ def save_checkpoint(
     metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write ``model``'s weights and ``config`` to ``path`` atomically (temporary file, then rename)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
     tensors.update({STATE_PREFIX + name: t.detach().contiguous().cpu() for name, t in (state or {}).items()})
     meta = dict(metadata or {})
     meta.update({FORMAT_KEY: FORMAT, CONFIG_KEY: json.dumps(to_dict(config))})
-    with atomic_path(path) as temp:
-        save_file(tensors, str(temp), metadata=meta)
-    return path
+    # Serialised here and written by us: a full disk is then an OSError with its cause (safetensors' own writer
+    # raises an error that names none we can act on).
+    return write_bytes_atomic(path, save(tensors, metadata=meta))
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:

@@ -19,13 +19,17 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from dff.atomic import PendingFile
-from dff.errors import VideoError
+from dff.atomic import PendingFile, describe_os_error, space_error
+from dff.errors import OutputError, VideoError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 #: Failed reads in a row after which a capture is taken to have ended. A corrupt packet fails one
 #: read and the next one decodes again; the end of a stream (or a truncated file) fails every read.
 MAX_CONSECUTIVE_FAILURES = 5
+
+
+class EndedEarlyWarning(UserWarning):
+    """A video ended before the frame count its container announced (``ended_early`` says it too)."""
 
 
 class Frame(NamedTuple):
@@ -131,7 +135,7 @@ class _Capture(FrameSource):
             capture.release()
         if self.length is not None and index < self.length:
             self.ended_early = True
-            warnings.warn(f"{self} ended after {index} of the {self.length} frames it announced", stacklevel=2)
+            warnings.warn(f"{self} ended after {index} of the {self.length} frames it announced", EndedEarlyWarning, stacklevel=2)
 
 
 class VideoFile(_Capture):
@@ -215,9 +219,12 @@ def open_source(spec: str | os.PathLike | int | Iterable[np.ndarray]) -> FrameSo
 
 class VideoWriter:
     """Writes an .mp4 (fourcc mp4v) atomically: frames go to a temporary file beside ``path``,
-    which replaces ``path`` on :meth:`close` and is removed if the ``with`` block raises.
+    which replaces ``path`` on :meth:`close` once it decodes, and is removed if the ``with`` block raises.
 
-    The frame size is taken from the first frame; every frame must be uint8 H×W×3 BGR.
+    The frame size is taken from the first frame; every frame must be uint8 H×W×3 BGR. Odd sizes are
+    padded by one row or column (edge pixels repeated, frames at the top left): OpenCV's FFmpeg encoders
+    take even sizes only and would otherwise drop the last row and column. ``size`` is the frames' size,
+    ``encoded_size`` the video's (both H, W).
     """
 
     def __init__(self, path: str | Path, *, fps: float, fourcc: str = "mp4v") -> None:
@@ -231,17 +238,24 @@ class VideoWriter:
         self.fps = fps
         self.fourcc = fourcc
         self.count = 0
-        self._size: tuple[int, int] | None = None
+        self.size: tuple[int, int] | None = None
+        self.encoded_size: tuple[int, int] | None = None
         self._writer: cv2.VideoWriter | None = None
         self._pending: PendingFile | None = None
+
+    @property
+    def padded(self) -> bool:
+        """Whether frames were padded to an even size for the encoder."""
+        return self.size != self.encoded_size
 
     def write(self, image: np.ndarray) -> None:
         check_image(image, f"frame {self.count} for {self.path}")
         size = image.shape[:2]
         if self._writer is None:
             self._pending = PendingFile(self.path)
+            height, width = size[0] + size[0] % 2, size[1] + size[1] % 2
             self._writer = cv2.VideoWriter(
-                str(self._pending.temp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (size[1], size[0])
+                str(self._pending.temp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height)
             )
             if not self._writer.isOpened():
                 self.abort()
@@ -249,24 +263,57 @@ class VideoWriter:
                     f"cannot write video {self.path} with fourcc {self.fourcc!r}: this OpenCV build has no such "
                     "encoder for that container (use .mp4 with mp4v)"
                 )
-            self._size = size
-        elif size != self._size:
+            self.size, self.encoded_size = size, (height, width)
+        elif size != self.size:
             raise VideoError(
                 f"frame {self.count} for {self.path} is {size[0]}x{size[1]} (HxW) but the video is "
-                f"{self._size[0]}x{self._size[1]}"  # type: ignore[index]
+                f"{self.size[0]}x{self.size[1]}"  # type: ignore[index]
             )
+        if self.padded:
+            bottom, right = self.encoded_size[0] - size[0], self.encoded_size[1] - size[1]  # type: ignore[index]
+            image = cv2.copyMakeBorder(image, 0, bottom, 0, right, cv2.BORDER_REPLICATE)
         self._writer.write(np.ascontiguousarray(image))
         self.count += 1
 
-    def close(self) -> None:
-        """Finish the file and move it into place."""
-        if self._writer is None:
-            self.abort()
+    def finish(self) -> None:
+        """Finish the temporary file and check that every frame decodes; :meth:`close` then moves it into place."""
+        if self._pending is None:
             raise VideoError(f"no frames were written to {self.path}; nothing saved")
-        self._writer.release()
-        self._writer = None
-        self._pending.commit()  # type: ignore[union-attr]
-        self._pending = None
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            try:
+                self._check_decodes()
+            except BaseException:
+                self.abort()
+                raise
+
+    def close(self) -> None:
+        """Finish the file, check that every frame decodes, and move it into place."""
+        self.finish()
+        try:
+            self._pending.commit()  # type: ignore[union-attr]
+        finally:
+            self.abort()
+
+    def _check_decodes(self) -> None:
+        """OutputError unless the finished temporary file decodes to the frames written.
+
+        OpenCV's writer reports no write error: on a full disk it leaves a file without its index
+        (no decodable frame) and returns normally, so the file itself is checked before it may
+        replace an earlier one.
+        """
+        decoded = count_frames(self._pending.temp)  # type: ignore[union-attr]
+        if decoded == self.count:
+            return
+        error = space_error(self.path.parent)
+        cause = (
+            describe_os_error(error)
+            if error is not None
+            else f"only {decoded} of the {self.count} frames written decode back (the encoder failed)"
+        )
+        kept = f"the earlier {self.path.name} was left as it was" if self.path.exists() else "nothing was saved"
+        raise OutputError(f"cannot write video {self.path}: {cause}; {kept}")
 
     def abort(self) -> None:
         """Drop the temporary file; ``path`` is left as it was."""
@@ -285,6 +332,19 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def count_frames(path: str | Path) -> int:
+    """The number of frames of the video ``path`` that decode (0 if it does not open)."""
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    try:
+        # grab() decodes without converting colours: the cheapest full check.
+        while capture.isOpened() and capture.grab():
+            count += 1
+    finally:
+        capture.release()
+    return count
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], *, fps: float) -> int:

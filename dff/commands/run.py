@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import sys
+import warnings
+from contextlib import closing
+from typing import TYPE_CHECKING, Any
 
-from dff.errors import ConfigError, VideoError
+from dff.errors import ConfigError, VideoError, interrupt_cause, interrupt_status
+
+if TYPE_CHECKING:
+    from dff.runtime.video import RunReport
+    from dff.sources import FrameSource
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -50,8 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dff.atomic import check_output_dir, check_output_file
     from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, RunOutputs, open_backend, run_source
-    from dff.runtime.video import RunReport
-    from dff.sources import open_source
+    from dff.sources import EndedEarlyWarning, open_source
 
     if not (args.key_interval >= 1):
         raise ConfigError(f"--key-interval must be >= 1, got {args.key_interval}")
@@ -78,19 +84,36 @@ def run(args: argparse.Namespace) -> int:
             fps=source.fps or 25.0,
         )
         timings, baseline_timings = [], []
-        with outputs:
-            for step in run_source(runtime, source, baseline=baseline, progress=not args.no_progress):
-                outputs.write(step.frame, step.result, step.baseline)
-                timings.append(step.result.timing)
-                if step.baseline is not None:
-                    baseline_timings.append(step.baseline.timing)
-            if not timings:
-                raise VideoError(f"{args.source} gave no readable frames; nothing was written")
-    report = RunReport.of(
-        timings, interval=args.key_interval, source=source, baseline=baseline_timings if args.compare else None
-    )
-    print("\n".join(report.lines()))
+        steps = run_source(runtime, source, baseline=baseline, progress=not args.no_progress)
+        try:
+            # The summary reports a video that ended before its announced length; the source's warning would say it twice.
+            with outputs, closing(steps), warnings.catch_warnings():
+                warnings.simplefilter("ignore", EndedEarlyWarning)
+                for step in steps:
+                    outputs.write(step.frame, step.result, step.baseline)
+                    timings.append(step.result.timing)
+                    if step.baseline is not None:
+                        baseline_timings.append(step.baseline.timing)
+                if not timings:
+                    raise VideoError(f"{args.source} gave no readable frames; nothing was written")
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C or SIGTERM: the frames done are timed like a finished run; their outputs were removed by `with`.
+            if timings:
+                print("\n".join(_report(args, source, timings, baseline_timings).lines()))
+            print(
+                f"dff run: interrupted after {len(timings)} frames ({interrupt_cause(interrupt)}); earlier outputs kept, "
+                "this run's unfinished ones removed",
+                file=sys.stderr,
+            )
+            return interrupt_status(interrupt)
+    print("\n".join(_report(args, source, timings, baseline_timings).lines() + outputs.lines()))
     for label, path in (("overlay video", args.out), ("labels", args.labels_dir), ("timing log", args.log)):
         if path:
             print(f"wrote {label}: {path}")
     return 0
+
+
+def _report(args: argparse.Namespace, source: FrameSource, timings: list, baseline_timings: list) -> RunReport:
+    from dff.runtime.video import RunReport
+
+    return RunReport.of(timings, interval=args.key_interval, source=source, baseline=baseline_timings if args.compare else None)
