@@ -53,6 +53,14 @@ def timing_record(frame: Frame, result: FrameResult, baseline: FrameResult | Non
     return record
 
 
+def _fsync(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 class LabelFolder:
     """One ``{index:06d}.png`` per frame in ``path``, staged until :meth:`commit`, so that ``path`` then holds this run's labels.
 
@@ -76,10 +84,7 @@ class LabelFolder:
         name = f"{index:06d}.png"
         data = encode_png(labels, self.path / name)
         try:
-            with open(self._staging / name, "wb") as file:  # type: ignore[operator]
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
+            (self._staging / name).write_bytes(data)  # type: ignore[operator]
         except OSError as error:
             raise write_failure(self.path / name, error, "label PNG") from None
         self.names.append(name)
@@ -89,6 +94,10 @@ class LabelFolder:
         earlier = self._recorded()
         written = set(self.names)
         try:
+            # On the disk before any is moved into place; once at the end, as fsyncs in a row cost a quarter of
+            # one per frame (benchmarks/bench_outputs.py).
+            for name in self.names:
+                _fsync(self._staging / name)  # type: ignore[operator]
             # The record lists every file of ours at every moment, so that a crash part-way leaves nothing unaccounted.
             self._record(sorted(earlier | written))
             for name in self.names:
