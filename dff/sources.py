@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,6 +27,18 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 #: Failed reads in a row after which a capture is taken to have ended. A corrupt packet fails one
 #: read and the next one decodes again; the end of a stream (or a truncated file) fails every read.
 MAX_CONSECUTIVE_FAILURES = 5
+
+
+_PACKAGE = str(Path(__file__).resolve().parent) + os.sep
+
+
+def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn at the first caller outside dff: a source is a generator, so its caller is whoever iterates it
+    (run_source, a progress bar), never the line that should be shown."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class EndedEarlyWarning(UserWarning):
@@ -89,9 +102,7 @@ class FrameFolder(FrameSource):
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 self.skipped += 1
-                warnings.warn(
-                    f"skipping unreadable image {file} (frame {index}; {self.skipped} skipped so far)", stacklevel=2
-                )
+                warn_caller(f"skipping unreadable image {file} (frame {index}; {self.skipped} skipped so far)")
                 continue
             yield Frame(index, image)
 
@@ -124,9 +135,7 @@ class _Capture(FrameSource):
                     continue
                 if failures:
                     self.skipped += failures
-                    warnings.warn(
-                        f"{self}: skipped {failures} unreadable frame(s) before frame {index + failures}", stacklevel=2
-                    )
+                    warn_caller(f"{self}: skipped {failures} unreadable frame(s) before frame {index + failures}")
                     index += failures
                     failures = 0
                 yield Frame(index, image)
@@ -135,7 +144,7 @@ class _Capture(FrameSource):
             capture.release()
         if self.length is not None and index < self.length:
             self.ended_early = True
-            warnings.warn(f"{self} ended after {index} of the {self.length} frames it announced", EndedEarlyWarning, stacklevel=2)
+            warn_caller(f"{self} ended after {index} of the {self.length} frames it announced", EndedEarlyWarning)
 
 
 class VideoFile(_Capture):

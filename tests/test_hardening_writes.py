@@ -307,3 +307,18 @@ class TestCliOutput:
         )
         assert result.returncode == 0, result.stderr
         assert result.stderr == f"dff run: warning: video {clip}: skipped 1 unreadable frame(s) before frame 4\n"
+
+
+def test_source_warnings_point_at_the_callers_line(tiny_export, tmp_path) -> None:
+    """Item 14: a library user's warning names their own line, not tqdm's or dff's (sources are generators)."""
+    from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend, run_source
+    from dff.sources import open_source
+
+    clip = small_clip(tmp_path / "clip.avi", 8)
+    wipe_frame(clip, 3)
+    with open_backend("onnxruntime", model=tiny_export) as backend:
+        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(3))
+        with pytest.warns(UserWarning, match="skipped 1 unreadable frame") as record:
+            steps = list(run_source(runtime, open_source(clip), progress=True))
+    assert len(steps) == 7
+    assert [(w.filename, w.lineno) for w in record] == [(__file__, sys._getframe().f_lineno - 2)]
