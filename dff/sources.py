@@ -27,6 +27,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 #: Failed reads in a row after which a capture is taken to have ended. A corrupt packet fails one
 #: read and the next one decodes again; the end of a stream (or a truncated file) fails every read.
 MAX_CONSECUTIVE_FAILURES = 5
+#: Frames between checks that a video being written still grows (OpenCV's writer is silent on a full disk).
+GROWTH_CHECK_FRAMES = 100
 
 
 _PACKAGE = str(Path(__file__).resolve().parent) + os.sep
@@ -251,6 +253,7 @@ class VideoWriter:
         self.encoded_size: tuple[int, int] | None = None
         self._writer: cv2.VideoWriter | None = None
         self._pending: PendingFile | None = None
+        self._checked_size = -1
 
     @property
     def padded(self) -> bool:
@@ -283,6 +286,16 @@ class VideoWriter:
             image = cv2.copyMakeBorder(image, 0, bottom, 0, right, cv2.BORDER_REPLICATE)
         self._writer.write(np.ascontiguousarray(image))
         self.count += 1
+        if self.count % GROWTH_CHECK_FRAMES == 0:
+            self._check_growing()
+
+    def _check_growing(self) -> None:
+        """OutputError now, not after the whole video, if the file stopped growing because the disk is full."""
+        size = self._pending.temp.stat().st_size  # type: ignore[union-attr]
+        error = space_error(self.path.parent, size=4096) if size == self._checked_size else None
+        if error is not None:
+            raise self._failure(describe_os_error(error))
+        self._checked_size = size
 
     def finish(self) -> None:
         """Finish the temporary file and check that every frame decodes; :meth:`close` then moves it into place."""
@@ -316,13 +329,15 @@ class VideoWriter:
         if decoded == self.count:
             return
         error = space_error(self.path.parent)
-        cause = (
+        raise self._failure(
             describe_os_error(error)
             if error is not None
             else f"only {decoded} of the {self.count} frames written decode back (the encoder failed)"
         )
+
+    def _failure(self, cause: str) -> OutputError:
         kept = f"the earlier {self.path.name} was left as it was" if self.path.exists() else "nothing was saved"
-        raise OutputError(f"cannot write video {self.path}: {cause}; {kept}")
+        return OutputError(f"cannot write video {self.path}: {cause}; {kept}")
 
     def abort(self) -> None:
         """Drop the temporary file; ``path`` is left as it was."""

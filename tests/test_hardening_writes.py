@@ -88,6 +88,20 @@ class TestFullDisk:
         assert out.read_bytes() == earlier  # byte-identical, still 10 decodable frames
         assert names(disk) == ["filler", "o.mp4"]  # no temporary file left
 
+    def test_video_writer_stops_at_the_frame_the_disk_filled_not_at_the_end(self, disk) -> None:
+        from dff.sources import GROWTH_CHECK_FRAMES, VideoWriter
+
+        fill(disk, leave=64 << 10)
+        frames = vtest_frames(60, (240, 320))
+        written = 0
+        with pytest.raises(OutputError, match=f"cannot write video {disk / 'o.mp4'}: no space left.*nothing was saved"):
+            with VideoWriter(disk / "o.mp4", fps=10) as writer:
+                for written in range(1000):
+                    writer.write(frames[written % 60])
+        # 64 KB hold a few dozen of these frames; the error comes at the next growth check after that.
+        assert written < 3 * GROWTH_CHECK_FRAMES
+        assert names(disk) == ["filler"]
+
     def test_label_pngs_keep_the_earlier_ones(self, tiny_export, short_clip, long_clip, disk, capsys) -> None:
         labels = disk / "labels"
         assert run_cli([str(tiny_export), str(short_clip), "--labels-dir", str(labels)], capsys)[0] == 0
@@ -229,16 +243,21 @@ class TestReusedLabelsFolder:
         assert (labels / "notes.txt").read_text() == "mine"
         assert f"removed 290 label PNG(s) of an earlier run from {labels} (000010.png to 000299.png)" in printed
 
-    def test_pngs_dff_did_not_record_are_kept_and_said(self, tiny_export, short_clip, tmp_path, capsys) -> None:
+    def test_pngs_dff_did_not_record_are_never_overwritten(self, tiny_export, short_clip, tmp_path, capsys) -> None:
         labels = tmp_path / "labels"
         labels.mkdir()
-        for index in (10, 11, 12):
+        for index in (5, 11, 12):
             (labels / f"{index:06d}.png").write_bytes(b"a user's file, or from before the record")
-        code, printed, _ = run_cli([str(tiny_export), str(short_clip), "--labels-dir", str(labels)], capsys)
-        assert code == 0
-        assert len(list(labels.glob("*.png"))) == 13
-        assert (labels / "000011.png").read_bytes() == b"a user's file, or from before the record"
-        assert f"{labels} also holds 3 PNG(s) named like labels that dff did not record writing (000010.png to 000012.png)" in printed
+        started = time.perf_counter()
+        code, printed, err = run_cli([str(tiny_export), str(short_clip), "--labels-dir", str(labels)], capsys)
+        assert code == 2 and printed == ""
+        assert (
+            f"dff run: error: labels folder {labels} holds 3 PNG(s) named like dff's labels (000005.png to 000012.png) "
+            "that dff has no record of writing, and this run could overwrite them" in err
+        )
+        assert time.perf_counter() - started < 10  # refused before the frames
+        assert names(labels) == ["000005.png", "000011.png", "000012.png"]
+        assert {(labels / n).read_bytes() for n in names(labels)} == {b"a user's file, or from before the record"}
 
 
 def test_odd_frame_size_gives_a_padded_video_and_says_so(tiny_export, tmp_path, capsys) -> None:

@@ -64,9 +64,10 @@ def _fsync(path: Path) -> None:
 class LabelFolder:
     """One ``{index:06d}.png`` per frame in ``path``, staged until :meth:`commit`, so that ``path`` then holds this run's labels.
 
-    PNGs that an earlier run recorded in ``path/.dff-labels.json`` and this run did not write are
-    removed (``removed``); PNGs named like ours that no run recorded (a user's, or from before the
-    record existed) are never touched, only counted (``unrecorded``).
+    dff records the PNGs it wrote in ``path/.dff-labels.json``. After a complete run, recorded PNGs
+    that this run did not write (an earlier, longer run's) are removed (``removed``). A folder that
+    holds PNGs named like ours that dff has no record of writing (a user's, or from before the
+    record existed) is refused before the first frame: this run could overwrite them.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -75,10 +76,17 @@ class LabelFolder:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise write_failure(self.path, error, "labels folder") from None
+        self.earlier = self._recorded()
+        unrecorded = sorted(e.name for e in os.scandir(self.path) if LABEL_NAME.fullmatch(e.name) and e.name not in self.earlier)
+        if unrecorded:
+            raise OutputError(
+                f"labels folder {self.path} holds {len(unrecorded)} PNG(s) named like dff's labels ({unrecorded[0]} to "
+                f"{unrecorded[-1]}) that dff has no record of writing, and this run could overwrite them: "
+                "move them away, or choose an empty folder"
+            )
         self._staging: Path | None = make_staging_dir(self.path, "labels")
         self.names: list[str] = []
         self.removed: list[str] = []
-        self.unrecorded: list[str] = []
 
     def write(self, index: int, labels: np.ndarray) -> None:
         name = f"{index:06d}.png"
@@ -91,7 +99,6 @@ class LabelFolder:
 
     def commit(self) -> None:
         """Move the PNGs into place, then remove the ones an earlier run wrote and this one did not."""
-        earlier = self._recorded()
         written = set(self.names)
         try:
             # On the disk before any is moved into place; once at the end, as fsyncs in a row cost a quarter of
@@ -99,10 +106,10 @@ class LabelFolder:
             for name in self.names:
                 _fsync(self._staging / name)  # type: ignore[operator]
             # The record lists every file of ours at every moment, so that a crash part-way leaves nothing unaccounted.
-            self._record(sorted(earlier | written))
+            self._record(sorted(self.earlier | written))
             for name in self.names:
                 os.replace(self._staging / name, self.path / name)  # type: ignore[operator]
-            self.removed = sorted(earlier - written)
+            self.removed = sorted(self.earlier - written)
             for name in self.removed:
                 (self.path / name).unlink(missing_ok=True)
             self._record(self.names)
@@ -110,11 +117,6 @@ class LabelFolder:
             raise write_failure(self.path, error, "labels folder") from None
         finally:
             self.discard()
-        self.unrecorded = sorted(
-            entry.name
-            for entry in os.scandir(self.path)
-            if LABEL_NAME.fullmatch(entry.name) and entry.name not in written and entry.name not in earlier
-        )
 
     def discard(self) -> None:
         """Drop the staged PNGs; ``path`` is left as it was."""
@@ -123,19 +125,13 @@ class LabelFolder:
             self._staging = None
 
     def lines(self) -> list[str]:
-        """What happened to files this run did not write, one line each (none if nothing)."""
-        out = []
-        if self.removed:
-            out.append(
-                f"removed {len(self.removed)} label PNG(s) of an earlier run from {self.path} "
-                f"({self.removed[0]} to {self.removed[-1]}): this run has no such frames"
-            )
-        if self.unrecorded:
-            out.append(
-                f"{self.path} also holds {len(self.unrecorded)} PNG(s) named like labels that dff did not record "
-                f"writing ({self.unrecorded[0]} to {self.unrecorded[-1]}); they were kept: remove them, or use an empty folder"
-            )
-        return out
+        """The PNGs of an earlier run that were removed, in one line (none if none)."""
+        if not self.removed:
+            return []
+        return [
+            f"removed {len(self.removed)} label PNG(s) of an earlier run from {self.path} "
+            f"({self.removed[0]} to {self.removed[-1]}): this run has no such frames"
+        ]
 
     def _recorded(self) -> set[str]:
         try:
@@ -145,11 +141,14 @@ class LabelFolder:
         except (OSError, ValueError) as error:
             raise OutputError(
                 f"cannot read {self.path / LABELS_RECORD} ({error}): it records which PNGs dff wrote there; "
-                "remove it (no PNG will then be removed) or use another folder"
+                "remove it with the labels it listed, or choose another folder"
             ) from None
         files = record.get("files") if isinstance(record, dict) else None
         if not (isinstance(files, list) and all(isinstance(n, str) and LABEL_NAME.fullmatch(n) for n in files)):
-            raise OutputError(f"{self.path / LABELS_RECORD} is not a dff labels record: remove it or use another folder")
+            raise OutputError(
+                f"{self.path / LABELS_RECORD} is not a dff labels record: remove it with the labels it listed, "
+                "or choose another folder"
+            )
         return set(files)
 
     def _record(self, names: list[str]) -> None:
