@@ -46,7 +46,9 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def _one_line_warning(command: str) -> Callable[..., None]:
     """Warnings printed as ``dff COMMAND: warning: ...``, above the progress bar, not as a library's file and line."""
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None, line: object = None) -> None:
+    def show(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None, line: object = None
+    ) -> None:
         from tqdm import tqdm
 
         tqdm.write(f"dff {command}: warning: {message}", file=sys.stderr)

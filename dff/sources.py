@@ -29,8 +29,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MAX_CONSECUTIVE_FAILURES = 5
 #: Frames between checks that a video being written still grows (OpenCV's writer is silent on a full disk).
 GROWTH_CHECK_FRAMES = 100
-
-
 _PACKAGE = str(Path(__file__).resolve().parent) + os.sep
 
 

@@ -205,7 +205,7 @@ class RunOutputs:
                 raise write_failure(self.log_path, error, "timing log") from None  # type: ignore[arg-type]
 
     def close(self) -> None:
-        """Finish and check every output, then move them into place; on any failure none replaces an earlier file."""
+        """Finish and check every output (the video must decode) before any moves into place; on failure drop them all."""
         try:
             if self.video is not None:
                 self.video.finish()
@@ -243,7 +243,7 @@ class RunOutputs:
             self.labels.discard()
 
     def lines(self) -> list[str]:
-        """Notes on the finished outputs: padding of the video, label files removed or kept."""
+        """Notes on the finished outputs: padding of the video, label PNGs of an earlier run removed."""
         out = []
         if self.video is not None and self.video.padded:
             (height, width), (padded_h, padded_w) = self.video.size, self.video.encoded_size  # type: ignore[misc]
