@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dff.atomic import write_bytes_atomic
+from dff.atomic import atomic_path
 from dff.config import ModelConfig, from_dict, to_dict
 from dff.errors import CheckpointError, ConfigError
 
@@ -52,7 +52,9 @@ def save_checkpoint(
     meta.update({FORMAT_KEY: FORMAT, CONFIG_KEY: json.dumps(to_dict(config))})
     # Serialised here and written by us: a full disk is then an OSError with its cause (safetensors' own writer
     # raises an error that names none we can act on).
-    return write_bytes_atomic(path, save(tensors, metadata=meta))
+    with atomic_path(path) as temp:
+        temp.write_bytes(save(tensors, metadata=meta))
+    return path
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:

@@ -247,23 +247,28 @@ class VideoWriter:
         self.fps = fps
         self.fourcc = fourcc
         self.count = 0
-        self.size: tuple[int, int] | None = None
+        self._size: tuple[int, int] | None = None
         self.encoded_size: tuple[int, int] | None = None
         self._writer: cv2.VideoWriter | None = None
         self._pending: PendingFile | None = None
         self._checked_size = -1
 
     @property
+    def size(self) -> tuple[int, int] | None:
+        """The frames' size (H, W), from the first frame."""
+        return self._size
+
+    @property
     def padded(self) -> bool:
         """Whether frames were padded to an even size for the encoder."""
-        return self.size != self.encoded_size
+        return self._size != self.encoded_size
 
     def write(self, image: np.ndarray) -> None:
         check_image(image, f"frame {self.count} for {self.path}")
         size = image.shape[:2]
         if self._writer is None:
             self._pending = PendingFile(self.path)
-            height, width = size[0] + size[0] % 2, size[1] + size[1] % 2
+            height, width = self.encoded_size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
             self._writer = cv2.VideoWriter(
                 str(self._pending.temp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height)
             )
@@ -273,11 +278,11 @@ class VideoWriter:
                     f"cannot write video {self.path} with fourcc {self.fourcc!r}: this OpenCV build has no such "
                     "encoder for that container (use .mp4 with mp4v)"
                 )
-            self.size, self.encoded_size = size, (height, width)
-        elif size != self.size:
+            self._size = size
+        elif size != self._size:
             raise VideoError(
                 f"frame {self.count} for {self.path} is {size[0]}x{size[1]} (HxW) but the video is "
-                f"{self.size[0]}x{self.size[1]}"  # type: ignore[index]
+                f"{self._size[0]}x{self._size[1]}"  # type: ignore[index]
             )
         if self.padded:
             bottom, right = self.encoded_size[0] - size[0], self.encoded_size[1] - size[1]  # type: ignore[index]
@@ -356,6 +361,14 @@ class VideoWriter:
             self.abort()
 
 
+def write_video(path: str | Path, frames: Iterable[np.ndarray], *, fps: float) -> int:
+    """Write BGR frames to ``path`` atomically; returns the number written."""
+    with VideoWriter(path, fps=fps) as writer:
+        for image in frames:
+            writer.write(image)
+    return writer.count
+
+
 def count_frames(path: str | Path) -> int:
     """The number of frames of the video ``path`` that decode (0 if it does not open)."""
     capture = cv2.VideoCapture(str(path))
@@ -367,11 +380,3 @@ def count_frames(path: str | Path) -> int:
     finally:
         capture.release()
     return count
-
-
-def write_video(path: str | Path, frames: Iterable[np.ndarray], *, fps: float) -> int:
-    """Write BGR frames to ``path`` atomically; returns the number written."""
-    with VideoWriter(path, fps=fps) as writer:
-        for image in frames:
-            writer.write(image)
-    return writer.count
