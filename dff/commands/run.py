@@ -7,13 +7,9 @@ import json
 import sys
 import warnings
 from contextlib import closing
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dff.errors import ConfigError, VideoError, interrupt_cause, interrupt_status
-
-if TYPE_CHECKING:
-    from dff.runtime.video import RunReport
-    from dff.sources import FrameSource
+from dff.errors import ConfigError, VideoError
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -56,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dff.atomic import check_output_dir, check_output_file
+    from dff.errors import interrupt_cause, interrupt_status
     from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, RunOutputs, open_backend, run_source
+    from dff.runtime.video import RunReport
     from dff.sources import EndedEarlyWarning, open_source
 
     if not (args.key_interval >= 1):
@@ -84,6 +82,12 @@ def run(args: argparse.Namespace) -> int:
             fps=source.fps or 25.0,
         )
         timings, baseline_timings = [], []
+
+        def report() -> RunReport:  # of the frames done: all of them, or those before an interrupt
+            return RunReport.of(
+                timings, interval=args.key_interval, source=source, baseline=baseline_timings if args.compare else None
+            )
+
         steps = run_source(runtime, source, baseline=baseline, progress=not args.no_progress)
         try:
             # The summary reports a video that ended before its announced length; the source's warning would say it twice.
@@ -99,21 +103,15 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt as interrupt:
             # Ctrl-C or SIGTERM: the frames done are timed like a finished run; their outputs were removed by `with`.
             if timings:
-                print("\n".join(_report(args, source, timings, baseline_timings).lines()))
+                print("\n".join(report().lines()))
             print(
                 f"dff run: interrupted after {len(timings)} frames ({interrupt_cause(interrupt)}); earlier outputs kept, "
                 "this run's unfinished ones removed",
                 file=sys.stderr,
             )
             return interrupt_status(interrupt)
-    print("\n".join(_report(args, source, timings, baseline_timings).lines() + outputs.lines()))
+    print("\n".join(report().lines() + outputs.lines()))
     for label, path in (("overlay video", args.out), ("labels", args.labels_dir), ("timing log", args.log)):
         if path:
             print(f"wrote {label}: {path}")
     return 0
-
-
-def _report(args: argparse.Namespace, source: FrameSource, timings: list, baseline_timings: list) -> RunReport:
-    from dff.runtime.video import RunReport
-
-    return RunReport.of(timings, interval=args.key_interval, source=source, baseline=baseline_timings if args.compare else None)
