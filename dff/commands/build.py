@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build the TensorRT engines of an export for this GPU (cached per GPU and TensorRT version)",
         description="Build the feature, flow, warp and task TensorRT engines of an export for this GPU. Engines whose "
         "ONNX file, GPU, TensorRT version and options are unchanged are reused. Needs TensorRT: "
-        "pip install deep-feature-flow[tensorrt].",
+        "pip install 'deep-feature-flow[tensorrt-cu13]' (driver >= 580) or '[tensorrt-cu12]' (driver >= 525).",
     )
     parser.add_argument("export_dir", metavar="EXPORT_DIR", help="directory written by `dff export`")
     parser.add_argument("--out", metavar="ENGINES_DIR", help="engines directory (default: EXPORT_DIR/engines)")
