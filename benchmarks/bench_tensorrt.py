@@ -5,13 +5,19 @@
     python benchmarks/bench_tensorrt.py EXPORT_DIR --source video.mp4 --frames 300 --interval 5
 
 1. Per engine, ``polygraphy run X.onnx --trt --onnxrt`` on random inputs at the chosen frame size
-   (strongly typed, as ``dff build`` builds); the plugin warp (``warp_plugin.onnx --trt --plugins LIB``)
-   is compared with ONNX Runtime's run of ``warp.onnx`` on the same inputs, since ONNX Runtime has
-   no DFFWarp kernel. Without TensorRT, ONNX Runtime alone runs each file (a smoke test).
+   (strongly typed, as ``dff build`` builds), within ``dff check``'s tolerance for the export's dtype
+   (1e-4 float32, 3e-2 float16; Polygraphy's own default, 1e-5, is below what reordered sums give);
+   the plugin warp (``warp_plugin.onnx --trt --plugins LIB_static.so``) is compared with ONNX
+   Runtime's run of ``warp.onnx`` on the same inputs, since ONNX Runtime has no DFFWarp kernel.
+   Polygraphy loads plugins with ``ctypes.CDLL``, which registers nothing from the ``loadLibrary``
+   library ``libdff_warp_plugin.so``: it needs ``libdff_warp_plugin_static.so`` from beside it.
+   Without TensorRT, ONNX Runtime alone runs each file (a smoke test).
 2. Algorithm 1 on real video frames (decoded beforehand, so decoding is not timed), per-stage
    times synchronised, with every backend this machine has: ONNX Runtime on the CPU (and its CUDA and
    TensorRT providers where onnxruntime-gpu is installed), and the TensorRT backend without and with
-   CUDA graphs (engines built by ``dff build`` first, reused when up to date).
+   CUDA graphs (engines built by ``dff build`` first, reused when up to date). The warm-up frame
+   captures every graph the timed frames replay; the run says how many captures fell inside the
+   timing (0, or its timings are not the steady state).
 
 Without TensorRT it says so, runs what it can, and exits 0.
 """
@@ -31,7 +37,10 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from dff.engines.errors import INSTALL_HINT  # noqa: E402
+from dff.engines.graphs import GraphStats  # noqa: E402
 from dff.engines.profiles import FrameSize, input_shapes, make_profile  # noqa: E402
+from dff.export.check import TOLERANCES  # noqa: E402
 from dff.manifest import FLOW, FRAME, KEY_FRAME, load_manifest  # noqa: E402
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, TimingSummary, open_backend  # noqa: E402
 from dff.sources import open_source  # noqa: E402
@@ -68,11 +77,26 @@ def run_polygraphy(label: str, args: list[str]) -> bool:
     return result.returncode == 0
 
 
+def self_registering(plugin_lib: Path) -> Path:
+    """The plugin library Polygraphy can load (``ctypes.CDLL``): libdff_warp_plugin_static.so beside ``plugin_lib``."""
+    if plugin_lib.name.endswith("_static.so"):
+        return plugin_lib
+    static = plugin_lib.with_name(plugin_lib.name.removesuffix(".so") + "_static.so")
+    if not static.is_file():
+        raise SystemExit(
+            f"{static} does not exist: Polygraphy needs the self-registering plugin library, which CMake builds where "
+            f"it finds libnvinfer (plugins/README.md, Build)"
+        )
+    return static
+
+
 def compare_engines(export_dir: Path, size: FrameSize, plugin_lib: Path | None) -> None:
     manifest = load_manifest(export_dir)
     profile = make_profile(manifest.sizes, min=size, opt=size, max=size)
     files = manifest.files()
-    runners = ["--trt", "--strongly-typed", "--onnxrt"] if HAS_TENSORRT else ["--onnxrt"]
+    tolerance = str(TOLERANCES[manifest.dtype])
+    check = ["--atol", tolerance, "--rtol", tolerance]
+    runners = ["--trt", "--strongly-typed", "--onnxrt", *check] if HAS_TENSORRT else ["--onnxrt"]
     print(
         f"\n## Engines, TensorRT {'against ONNX Runtime' if HAS_TENSORRT else 'absent: ONNX Runtime alone'} at {size}\n"
     )
@@ -82,6 +106,7 @@ def compare_engines(export_dir: Path, size: FrameSize, plugin_lib: Path | None) 
         run_polygraphy(files[role].file, [str(export_dir / files[role].file), *runners, *polygraphy_inputs(shapes)])
     if plugin_lib is None or not HAS_TENSORRT:
         return
+    static_plugin = self_registering(plugin_lib)
     shapes = {name: opt for name, (_, opt, _) in input_shapes(files["warp"], profile).items()}
     with tempfile.TemporaryDirectory() as scratch:
         inputs, outputs = Path(scratch) / "inputs.json", Path(scratch) / "onnxrt.json"
@@ -91,17 +116,18 @@ def compare_engines(export_dir: Path, size: FrameSize, plugin_lib: Path | None) 
             [*reference, "--save-inputs", str(inputs), "--save-outputs", str(outputs)],
         ):
             run_polygraphy(
-                f"{files['warp_plugin'].file} + {plugin_lib.name}",
+                f"{files['warp_plugin'].file} + {static_plugin.name}",
                 [
                     str(export_dir / files["warp_plugin"].file),
                     "--trt",
                     "--strongly-typed",
                     "--plugins",
-                    str(plugin_lib),
+                    str(static_plugin),
                     "--load-inputs",
                     str(inputs),
                     "--load-outputs",
                     str(outputs),
+                    *check,
                 ],
             )
 
@@ -124,8 +150,14 @@ def backends(export_dir: Path, plugin_lib: Path | None) -> list[tuple[str, str, 
         chosen.append(("tensorrt", "tensorrt", {"cuda_graph": False}))
         chosen.append(("tensorrt + CUDA graphs", "tensorrt", {"cuda_graph": True}))
     else:
-        print("\nTensorRT is not installed: the TensorRT backend is skipped (pip install deep-feature-flow[tensorrt]).")
+        print(f"\nTensorRT is not installed: the TensorRT backend is skipped ({INSTALL_HINT}).")
     return chosen
+
+
+def graph_totals(backend: object) -> GraphStats | None:
+    """The TensorRT backend's CUDA graph counts summed over its engines; None for other backends."""
+    stats = getattr(backend, "graph_stats", None)
+    return None if stats is None else sum(stats().values(), GraphStats())
 
 
 def time_backends(export_dir: Path, frames: list[np.ndarray], interval: int, plugin_lib: Path | None) -> None:
@@ -134,9 +166,18 @@ def time_backends(export_dir: Path, frames: list[np.ndarray], interval: int, plu
         with open_backend(name, model=export_dir, **options) as backend:
             runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(interval), sync_timing=True)
             runtime.warmup(*frames[0].shape[:2])
+            before = graph_totals(backend)
             timing = TimingSummary.of([runtime(frame).timing for frame in frames], interval=interval)
+            after = graph_totals(backend)
         results.append((label, timing))
         print(f"\n### {label}\n" + "\n".join(timing.lines()))
+        if before is not None and after is not None and after.replays + after.captures:
+            captures = after.captures - before.captures
+            print(
+                f"CUDA graphs: {after.captures} captured ({captures} during the timed frames"
+                f"{'' if captures == 0 else ': these timings include captures'}), "
+                f"{after.replays - before.replays} replays timed, {after.failures} failed captures"
+            )
     print(f"\n## Algorithm 1, l = {interval}, {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}\n")
     print("| backend | fps | key ms | non-key ms | r (Eq. 5) |\n|---|---|---|---|---|")
     for label, t in results:
