@@ -29,7 +29,7 @@ from dff.engines.cudart import driver_too_old_message
 from dff.engines.errors import INSTALL_HINT, EngineError
 from dff.engines.gpu import GpuIdentity, current_gpu, parse_nvidia_smi
 from dff.engines.loaders import WARP_PLUGIN
-from dff.engines.memory import DevicePool, DeviceTensor, size_class
+from dff.engines.memory import DevicePool, DeviceTensor, contiguous_run, size_class, split
 from dff.engines.profiles import FrameSize, SizeProfile, input_shapes, make_profile, parse_frame_size, resolve_shape
 from dff.engines.records import (
     FORMAT,
@@ -180,6 +180,13 @@ class TestProfiles:
         assert shapes["flow"] == ((1, 2, 4, 4), (1, 2, 8, 10), (1, 2, 8, 10))
         assert shapes["key_feat"][2] == (1, manifest.model.channels, 8, 10)
 
+    def test_a_batch_range_for_many_streams(self, tiny_export: Path) -> None:
+        manifest = load_manifest(tiny_export)
+        shapes = input_shapes(manifest.models.flow, make_profile(manifest.sizes, max_batch=8))
+        assert shapes["frame"] == ((1, 64, 64, 3), (8, 128, 160, 3), (8, 128, 160, 3))
+        with pytest.raises(ConfigError, match="--max-batch must be 1 or more"):
+            make_profile(manifest.sizes, max_batch=0)
+
     def test_unknown_dimension_names_are_an_export_error(self) -> None:
         with pytest.raises(ExportError, match="dimension 'T' is not one of N, H, W, H/k, W/k"):
             resolve_shape(("N", "T"), FrameSize(64, 64), "x.onnx input 'y'")
@@ -202,6 +209,7 @@ class TestEngineKey:
             {"workspace": 1 << 30},
             {"plugin_sha256": "c" * 64},
             {"onnx_file": "warp_plugin.onnx"},
+            {"profile": SizeProfile(min=FrameSize(64, 64), opt=FrameSize(128, 160), max=FrameSize(128, 160), max_batch=4)},
         ],
     )
     def test_every_dependency_changes_the_digest(self, change: dict[str, object]) -> None:
@@ -396,6 +404,19 @@ class TestBuildCommand:
         assert code == 2
         assert "--opt-size 256x256 is not a frame size this export allows" in err
 
+    def test_batch_below_one(self, tiny_export: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self.run(capsys, str(tiny_export), "--max-batch", "0")
+        assert code == 2 and "--max-batch must be 1 or more (frames per engine call); got 0" in err
+
+    def test_records_without_a_batch_range_read_as_batch_1(self, tmp_path: Path) -> None:
+        # Records written before --max-batch existed have no max_batch in their profile.
+        store_engine(tmp_path, make_key(), b"plan")
+        path = tmp_path / f"{make_key().stem}.json"
+        data = json.loads(path.read_text())
+        del data["key"]["profile"]["max_batch"]
+        path.write_text(json.dumps(data))
+        assert read_record(path).key.profile.max_batch == 1
+
     def test_malformed_size(self, tiny_export: Path, capsys: pytest.CaptureFixture[str]) -> None:
         code, err = self.run(capsys, str(tiny_export), "--max-size", "big")
         assert code == 2 and "--max-size expects HEIGHTxWIDTH in pixels, such as 480x640; got 'big'" in err
@@ -548,6 +569,38 @@ class TestDevicePool:
             thread.join()
         gc.collect()
         assert pool.live_bytes == 0 and len(allocated) <= 4  # at most one block per thread in flight
+
+
+class TestBatchViews:
+    """Per-frame views of batch tensors, on real (host) memory from the pool."""
+
+    @pytest.fixture
+    def pool(self) -> Iterator[DevicePool]:
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype = ctypes.c_void_p
+        libc.free.argtypes = [ctypes.c_void_p]
+        pool = DevicePool(libc.malloc, libc.free, synchronize=lambda: None)
+        yield pool
+        pool.close()
+
+    def test_split_views_cover_the_batch_and_keep_it_alive(self, pool: DevicePool) -> None:
+        batch = DeviceTensor(pool, (3, 2, 4, 5), np.dtype(np.float16))
+        base, live = batch.pointer, pool.live_bytes
+        views = split(batch)
+        del batch
+        gc.collect()
+        assert pool.live_bytes == live  # the views hold the batch's block
+        assert [v.pointer - base for v in views] == [0, 80, 160] and {v.shape for v in views} == {(1, 2, 4, 5)}
+        del views
+        gc.collect()
+        assert pool.live_bytes == 0
+
+    def test_consecutive_views_are_a_batch_again_without_a_copy(self, pool: DevicePool) -> None:
+        views = split(DeviceTensor(pool, (4, 8), np.dtype(np.float32)))
+        run = contiguous_run(views[1:3])
+        assert run is not None and run.shape == (2, 8) and run.pointer == views[1].pointer and run.nbytes == 64
+        assert contiguous_run([views[2], views[1]]) is None  # out of order: the backend copies
+        assert contiguous_run([views[0], DeviceTensor(pool, (1, 8), np.dtype(np.float32))]) is None
 
 
 class TestCudaErrors:

@@ -35,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             help=f"{bound} frame size of the optimisation profile (default: {default})",
         )
     parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="largest batch the engines take: the streams one multi-stream call batches (default: %(default)s)",
+    )
+    parser.add_argument(
         "--workspace", metavar="SIZE", help="TensorRT workspace pool limit, e.g. 2GiB (default: TensorRT's)"
     )
     parser.add_argument(
@@ -62,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         min_size=size("min-size"),
         opt_size=size("opt-size"),
         max_size=size("max-size"),
+        max_batch=args.max_batch,
         workspace=parse_bytes(args.workspace) if args.workspace else None,
         timing_cache=Path(args.timing_cache) if args.timing_cache else None,
         force=args.force,

@@ -48,6 +48,8 @@ class BuildOptions:
     min_size: FrameSize | None = None
     opt_size: FrameSize | None = None
     max_size: FrameSize | None = None
+    #: Largest batch the engines take (``--max-batch``): the streams one multi-stream call batches.
+    max_batch: int = 1
     #: TensorRT's workspace pool limit in bytes (``--workspace``); None: TensorRT's default.
     workspace: int | None = None
     #: Timing cache file (``--timing-cache``); None: one per GPU and TensorRT version in the engines directory.
@@ -115,7 +117,7 @@ def _slug(text: str) -> str:
 def check_options(manifest: Manifest, options: BuildOptions) -> tuple[WarpMode, SizeProfile]:
     """The warp graph and the profile ``options`` ask for; ConfigError for any option the export does not allow."""
     return warp_mode(options), make_profile(
-        manifest.sizes, min=options.min_size, opt=options.opt_size, max=options.max_size
+        manifest.sizes, min=options.min_size, opt=options.opt_size, max=options.max_size, max_batch=options.max_batch
     )
 
 
@@ -193,7 +195,7 @@ def build_engines(
             continue
         log(
             f"{engine.key.role}: building from {engine.onnx_path.name} for {engine.key.gpu}, profile "
-            f"{plan.profile.min}..{plan.profile.max} (opt {plan.profile.opt}) ..."
+            f"{plan.profile.min}..{plan.profile.max} (opt {plan.profile.opt}), batch 1..{plan.profile.max_batch} ..."
         )
         started = time.perf_counter()
         try:

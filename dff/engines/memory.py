@@ -1,4 +1,5 @@
-"""Device memory of the TensorRT backend: a pool of blocks in size classes, and the tensors (handles) in them.
+"""Device memory of the TensorRT backend: a pool of blocks in size classes, the tensors (handles) in them, and
+per-frame views of batch tensors.
 
 A handle's block goes back to the pool when the handle is dropped and is reused by a later tensor
 of its size class; on one CUDA stream that later tensor is written only after the work that read
@@ -136,3 +137,36 @@ class DeviceTensor:
 
     def __repr__(self) -> str:
         return f"DeviceTensor(shape={self.shape}, dtype={self.dtype.name}, pointer={self.pointer:#x})"
+
+
+class DeviceSlice:
+    """A handle to item ``index`` of a batch tensor: a view that keeps the whole batch's block alive."""
+
+    __slots__ = ("pointer", "shape", "dtype", "nbytes", "base")
+
+    def __init__(self, base: DeviceTensor, index: int, count: int = 1) -> None:
+        item = base.nbytes // base.shape[0]
+        self.base = base
+        self.shape = (count, *base.shape[1:])
+        self.dtype = base.dtype
+        self.nbytes = item * count
+        self.pointer = base.pointer + index * item
+
+    def __repr__(self) -> str:
+        return f"DeviceSlice(shape={self.shape}, dtype={self.dtype.name}, pointer={self.pointer:#x})"
+
+
+def split(batch: DeviceTensor) -> list[DeviceSlice]:
+    """One view per item of ``batch`` (N, ...), each of shape (1, ...)."""
+    return [DeviceSlice(batch, index) for index in range(batch.shape[0])]
+
+
+def contiguous_run(items: list[DeviceTensor | DeviceSlice]) -> DeviceSlice | None:
+    """The batch view the items already form (consecutive views of one batch, in order), or None."""
+    first = items[0]
+    if not isinstance(first, DeviceSlice) or any(
+        not isinstance(item, DeviceSlice) or item.base is not first.base or item.pointer != first.pointer + i * first.nbytes
+        for i, item in enumerate(items)
+    ):
+        return None
+    return DeviceSlice(first.base, (first.pointer - first.base.pointer) // first.nbytes, len(items))

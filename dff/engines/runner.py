@@ -28,7 +28,7 @@ import numpy as np
 from dff.engines.cudart import call
 from dff.engines.errors import EngineError
 from dff.engines.graphs import GraphStats, capture_graph
-from dff.engines.memory import DevicePool, DeviceTensor
+from dff.engines.memory import DevicePool, DeviceSlice, DeviceTensor
 from dff.errors import InputSizeError
 
 #: Graphs (each with its context and buffers) kept per engine: one per frame size and batch size in use.
@@ -44,6 +44,12 @@ def numpy_dtype(trt: Any, dtype: Any, *, what: str) -> np.dtype:
             f"{what} has TensorRT type {dtype}, which the tensorrt backend cannot hand between stages; "
             f"export with `dff export --dtype float32` or `--dtype float16`"
         ) from None
+
+
+def copy_on_device(cudart: Any, stream: Any, destination: int, source: DeviceTensor | DeviceSlice) -> None:
+    """Enqueue a copy of ``source`` to device address ``destination`` on ``stream``."""
+    kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+    call(cudart.cudaMemcpyAsync(destination, source.pointer, source.nbytes, kind, stream), "cudaMemcpyAsync")
 
 
 @dataclass
@@ -201,12 +207,8 @@ class EngineRunner:
                 self._destroy(oldest)
         return result
 
-    def _copy(self, destination: DeviceTensor, source: DeviceTensor) -> None:
-        kind = self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice
-        call(
-            self._cudart.cudaMemcpyAsync(destination.pointer, source.pointer, source.nbytes, kind, self._stream),
-            "cudaMemcpyAsync",
-        )
+    def _copy(self, destination: DeviceTensor, source: DeviceTensor | DeviceSlice) -> None:
+        copy_on_device(self._cudart, self._stream, destination.pointer, source)
 
     def _copy_out(self, graph: _Graph, wanted: tuple[str, ...]) -> dict[str, DeviceTensor]:
         results = {}

@@ -13,6 +13,11 @@
   than copying its feature-sized inputs into a graph's buffers costs, and it runs plainly.
   ``graph_stats()`` says what was captured and replayed; a failed capture warns and that shape
   runs plainly.
+* Batches (``*_batch``, for :mod:`dff.runtime.streams`): per-frame handles are stacked on the
+  device (no copy where they already are consecutive views of one batch), run as one engine call of
+  batch N (engines built with ``dff build --max-batch``; ``max_batch`` is the smallest engine's), and
+  split into per-frame views of the batch's block. With graphs each batch size is a shape of its
+  own, with its own graph.
 * The backend may be shared by threads: every call that touches the stream holds one lock.
 
 TensorRT and CUDA calls follow NVIDIA's documented Python API and samples (``samples/python/
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +43,10 @@ from dff.engines.errors import EngineError
 from dff.engines.gpu import gpu_from_cuda
 from dff.engines.graphs import GraphStats
 from dff.engines.loaders import EngineFromBytes, import_tensorrt, load_plugin_library
-from dff.engines.memory import DevicePool, DeviceTensor
+from dff.engines.memory import DevicePool, DeviceSlice, DeviceTensor, contiguous_run, split
 from dff.engines.records import ROLES, check_plugin_library, read_engine, select_record
-from dff.engines.runner import EngineRunner
+from dff.engines.runner import EngineRunner, copy_on_device
+from dff.errors import InputSizeError
 from dff.manifest import SizeRange, load_manifest
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
 
@@ -70,6 +77,7 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
     asynchronous = True
+    native_batching = True
 
     def __init__(
         self,
@@ -107,6 +115,7 @@ class TensorRTBackend(Backend):
             [manifest.sizes] + [r.key.profile.size_range(manifest.sizes.multiple) for r in records.values()]
         )
         self.class_names = manifest.class_names
+        self.max_batch = min(r.key.profile.max_batch for r in records.values())
         self._lock = threading.RLock()
         stream = call(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._stream = stream
@@ -141,7 +150,7 @@ class TensorRTBackend(Backend):
         with self._lock:
             return {role: GraphStats(**vars(runner.stats)) for role, runner in self._runners.items()}
 
-    def to_host(self, handle: DeviceTensor) -> np.ndarray:
+    def to_host(self, handle: DeviceTensor | DeviceSlice) -> np.ndarray:
         """A host copy of any handle (features, flow, scale, labels): for inspection and tests."""
         host = np.empty(handle.shape, dtype=handle.dtype)
         kind = self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
@@ -184,6 +193,58 @@ class TensorRTBackend(Backend):
 
     def download(self, labels: LabelHandle) -> np.ndarray:
         return self.to_host(labels)[0]
+
+    # Batches: one engine call per stage for the frames of many streams.
+
+    def _stack(self, items: Sequence[DeviceTensor | DeviceSlice]) -> DeviceTensor | DeviceSlice:
+        """One (N, ...) device tensor of per-frame handles: the handles themselves where they already are one."""
+        items = list(items)
+        if len({item.shape for item in items}) > 1:
+            raise InputSizeError(f"a batch needs frames of one size; got shapes {sorted({i.shape for i in items})}")
+        if len(items) == 1:
+            return items[0]
+        batch = contiguous_run(items)
+        if batch is not None:
+            return batch
+        with self._lock:
+            batch = DeviceTensor(self._pool, (len(items), *items[0].shape[1:]), items[0].dtype)
+            for index, item in enumerate(items):
+                copy_on_device(self._cudart, self._stream, batch.pointer + index * item.nbytes, item)
+        return batch
+
+    def upload_batch(self, images: Sequence[np.ndarray]) -> list[FrameHandle]:
+        stacked = np.ascontiguousarray(np.stack(images))
+        kind = self._cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        with self._lock:
+            frames = DeviceTensor(self._pool, stacked.shape, stacked.dtype)
+            call(
+                self._cudart.cudaMemcpyAsync(frames.pointer, stacked.ctypes.data, frames.nbytes, kind, self._stream),
+                "cudaMemcpyAsync",
+            )
+        return split(frames)
+
+    def feature_batch(self, frames: Sequence[FrameHandle]) -> list[FeatureHandle]:
+        return split(self._runners["feature"].run({names.FRAME: self._stack(frames)})[names.FEAT])
+
+    def flow_batch(self, key_frames: Sequence[FrameHandle], frames: Sequence[FrameHandle]) -> list[FlowHandle]:
+        inputs = {names.KEY_FRAME: self._stack(key_frames), names.FRAME: self._stack(frames)}
+        out = self._runners["flow"].run(inputs, (names.FLOW, names.SCALE))
+        return list(zip(split(out[names.FLOW]), split(out[names.SCALE])))
+
+    def warp_batch(self, key_feats: Sequence[FeatureHandle], flows: Sequence[FlowHandle]) -> list[FeatureHandle]:
+        inputs = {
+            names.KEY_FEAT: self._stack(key_feats),
+            names.FLOW: self._stack([flow for flow, _ in flows]),
+            names.SCALE: self._stack([scale for _, scale in flows]),
+        }
+        return split(self._runners["warp"].run(inputs, (names.FEAT,))[names.FEAT])
+
+    def task_batch(self, feats: Sequence[FeatureHandle]) -> list[LabelHandle]:
+        return split(self._runners["task"].run({names.FEAT: self._stack(feats)}, (names.LABELS,))[names.LABELS])
+
+    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray]:
+        host = self.to_host(self._stack(labels))
+        return [host[index] for index in range(host.shape[0])]
 
     def synchronize(self) -> None:
         with self._lock:
