@@ -25,7 +25,7 @@ import pytest
 from dff.atomic import write_bytes_atomic
 from dff.cli import main
 from dff.engines.build import BuildOptions, check_options, parse_bytes, plan_build
-from dff.engines.cudart import driver_too_old_message
+from dff.engines.cudart import CudaError, driver_too_old_message
 from dff.engines.errors import INSTALL_HINT, EngineError
 from dff.engines.gpu import GpuIdentity, current_gpu, parse_nvidia_smi
 from dff.engines.loaders import WARP_PLUGIN
@@ -540,6 +540,27 @@ class TestDevicePool:
         assert freed == [old_address]
         again = DeviceTensor(pool, (3 << 20,), np.dtype(np.uint8))
         assert again.pointer == recent_address
+
+    def test_out_of_memory_frees_idle_blocks_and_retries(self) -> None:
+        blocks: dict[int, bytearray] = {}  # real memory, bytearrays by address
+        failures: list[int] = []
+
+        def allocate(nbytes: int) -> int:
+            if sum(map(len, blocks.values())) + nbytes > 10 << 20:  # a 10 MiB device
+                failures.append(nbytes)
+                raise CudaError("cudaMalloc failed: cudaErrorMemoryAllocation (2)")
+            block = bytearray(nbytes)
+            address = ctypes.addressof((ctypes.c_char * nbytes).from_buffer(block))
+            blocks[address] = block
+            return address
+
+        pool = DevicePool(allocate, lambda address: blocks.pop(address), synchronize=lambda: None, idle_floor=64 << 20)
+        idle = DeviceTensor(pool, (8 << 20,), np.dtype(np.uint8))
+        del idle
+        gc.collect()
+        held = DeviceTensor(pool, (4 << 20,), np.dtype(np.uint8))  # 8 + 4 MiB do not fit: the idle 8 MiB go
+        assert failures == [4 << 20] and list(blocks) == [held.pointer]
+        pool.close()
 
     def test_close_frees_everything_and_late_drops_do_nothing(self, pool) -> None:
         pool, allocated, freed = pool

@@ -5,7 +5,7 @@ A handle's block goes back to the pool when the handle is dropped and is reused 
 of its size class; on one CUDA stream that later tensor is written only after the work that read
 the block. Idle blocks are kept up to the bytes in use (at least ``idle_floor``), the least
 recently wanted size classes freed first, so a change of frame size or batch size does not keep
-every size ever seen allocated. The pool frees only inside :meth:`DevicePool.take` and
+every size ever seen allocated; an allocation that fails frees every idle block and tries once more. The pool frees only inside :meth:`DevicePool.take` and
 :meth:`DevicePool.close`, after synchronising the device, never from a handle's finalizer, which
 can run at any moment (during a CUDA graph capture, where ``cudaFree`` is not allowed).
 
@@ -75,8 +75,13 @@ class DevicePool:
                 self.idle_bytes -= block
                 self.live_bytes += block
                 return pointer, block
-            self._trim_locked()
-        pointer = self._allocate(block)
+            self._trim_locked(max(self.live_bytes, self.idle_floor))
+        try:
+            pointer = self._allocate(block)
+        except Exception:  # out of memory: free every idle block and try once more
+            with self._lock:
+                self._trim_locked(0)
+            pointer = self._allocate(block)
         with self._lock:
             self._owned[pointer] = block
             self.live_bytes += block
@@ -91,9 +96,8 @@ class DevicePool:
             self.live_bytes -= block
             self.idle_bytes += block
 
-    def _trim_locked(self) -> None:
-        """Free idle blocks beyond max(live bytes, idle floor), the least recently wanted size classes first."""
-        limit = max(self.live_bytes, self.idle_floor)
+    def _trim_locked(self, limit: int) -> None:
+        """Free idle blocks beyond ``limit`` bytes, the least recently wanted size classes first."""
         if self.idle_bytes <= limit:
             return
         self._synchronize()  # work in flight may still read an idle block
