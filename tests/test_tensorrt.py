@@ -192,10 +192,17 @@ def plugin_library() -> Path:
     return PLUGIN
 
 
-def build(export: Path, engines: Path, plugin: Path | None = None) -> list:
+def build(export: Path, engines: Path, plugin: Path | None = None, max_batch: int = 1) -> list:
     from dff.engines.build import BuildOptions, build_engines
 
-    return build_engines(export, BuildOptions(out=engines, plugin_lib=plugin), log=lambda _: None)
+    options = BuildOptions(out=engines, plugin_lib=plugin, max_batch=max_batch)
+    return build_engines(export, options, log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def shared_engines(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of engines folders for the module: a build whose engines are there already reuses them."""
+    return tmp_path_factory.mktemp("engines")
 
 
 @needs_gpu
@@ -212,8 +219,8 @@ class TestBuild:
         assert not any(o.built for o in second)
         assert [o.record for o in second] == [o.record for o in first]
 
-    def test_records_name_the_manifest_tensors(self, exports: dict[str, Path], tmp_path: Path) -> None:
-        task = build(exports["float32"], tmp_path / "engines")[3].record
+    def test_records_name_the_manifest_tensors(self, exports: dict[str, Path], shared_engines: Path) -> None:
+        task = build(exports["float32"], shared_engines / "float32-gridsample")[3].record
         assert {t.name for t in task.tensors} == {"feat", "scores", "probs", "labels"}
         assert next(t for t in task.tensors if t.name == "labels").dtype == "uint8"
 
@@ -255,7 +262,7 @@ class TestStagesAgainstOnnxRuntime:
         self,
         exports: dict[str, Path],
         frames: list[np.ndarray],
-        tmp_path: Path,
+        shared_engines: Path,
         request: pytest.FixtureRequest,
         dtype: str,
         warp: str,
@@ -263,14 +270,15 @@ class TestStagesAgainstOnnxRuntime:
     ) -> None:
         export = exports[dtype]
         plugin = request.getfixturevalue("plugin_library") if warp == "plugin" else None
-        outcomes = build(export, tmp_path / "engines", plugin)
+        engines = shared_engines / f"{dtype}-{warp}"
+        outcomes = build(export, engines, plugin)
         warp_record = outcomes[2].record
         assert warp_record.key.onnx_file == ("warp_plugin.onnx" if plugin else "warp.onnx")
         # The engine's own tensor types: the float16 branch of the plugin runs iff these are float16.
         assert {t.dtype for t in warp_record.tensors} == {dtype}
         reference = OnnxRuntimeStages(export)
         images = resized(frames, size)
-        with open_backend("tensorrt", model=export, engines=tmp_path / "engines", cuda_graph=False) as backend:
+        with open_backend("tensorrt", model=export, engines=engines, cuda_graph=False) as backend:
             key_frame, frame = backend.upload(images[0]), backend.upload(images[5])
             key_feat = backend.feature(key_frame)
             flow, scale = backend.flow(key_frame, frame)
@@ -304,10 +312,9 @@ def labels_of(export: Path, engines: Path, images: list[np.ndarray], **options: 
 @needs_gpu
 class TestCudaGraphs:
     @pytest.fixture(scope="class")
-    def engines(self, exports: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-        directory = tmp_path_factory.mktemp("graph_engines")
-        build(exports["float32"], directory)
-        return directory
+    def engines(self, exports: dict[str, Path], shared_engines: Path) -> Path:
+        build(exports["float32"], shared_engines / "float32-gridsample")
+        return shared_engines / "float32-gridsample"
 
     def test_warmup_captures_every_graph_and_frames_replay_them(
         self, exports: dict[str, Path], engines: Path, frames: list[np.ndarray]
@@ -381,13 +388,12 @@ class TestBatches:
 
     @pytest.mark.parametrize("cuda_graph", [False, True])
     def test_each_stream_in_a_batch_equals_the_stream_alone(
-        self, exports: dict[str, Path], frames: list[np.ndarray], tmp_path: Path, cuda_graph: bool
+        self, exports: dict[str, Path], frames: list[np.ndarray], shared_engines: Path, cuda_graph: bool
     ) -> None:
-        from dff.engines.build import BuildOptions, build_engines
         from dff.runtime import MultiStreamRuntime, phased_schedulers
 
-        export, engines, streams, interval = exports["float32"], tmp_path / "engines", 3, 4
-        build_engines(export, BuildOptions(out=engines, max_batch=4), log=lambda _: None)
+        export, engines, streams, interval = exports["float32"], shared_engines / "float32-batch4", 3, 4
+        build(export, engines, max_batch=4)
         sequences = [resized(frames[j:] + frames[:j], EVEN_SIZE) for j in range(streams)]
         alone = []
         with open_backend("tensorrt", model=export, engines=engines, cuda_graph=cuda_graph) as backend:
@@ -416,14 +422,14 @@ class TestBatches:
 class TestAlgorithm1:
     @pytest.mark.parametrize("dtype", ["float32", "float16"])
     def test_plugin_labels_match_onnxruntime(
-        self, exports: dict[str, Path], frames: list[np.ndarray], plugin_library: Path, tmp_path: Path, dtype: str
+        self, exports: dict[str, Path], frames: list[np.ndarray], plugin_library: Path, shared_engines: Path, dtype: str
     ) -> None:
-        export = exports[dtype]
-        build(export, tmp_path / "engines", plugin_library)
+        export, engines = exports[dtype], shared_engines / f"{dtype}-plugin"
+        build(export, engines, plugin_library)
         with open_backend("onnxruntime", model=export) as backend:
             runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(4))
             reference = [runtime(frame).labels for frame in frames]
-        labels = labels_of(export, tmp_path / "engines", frames, cuda_graph=True)
+        labels = labels_of(export, engines, frames, cuda_graph=True)
         agreement = float(np.mean([np.mean(a == b) for a, b in zip(labels, reference)]))
         assert agreement > 0.98  # labels flip only where classes nearly tie; the stage tests bound the features
 
