@@ -204,6 +204,8 @@ class EngineRunner:
             self._graphs[key] = graph
             if len(self._graphs) > GRAPHS_PER_ENGINE:
                 _, oldest = self._graphs.popitem(last=False)
+                # Its context and buffers go with it: nothing in flight may still use them.
+                call(self._cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
                 self._destroy(oldest)
         return result
 
