@@ -2,7 +2,7 @@
 // timing summary out. The C++ counterpart of `dff run`, and the example of embedding libdff.
 //
 //   dff_video EXPORT_DIR INPUT [--backend openvino] [-l 10] [-O KEY=VALUE]... [--labels-dir DIR]
-//             [--overlay OUT.mp4] [--summary OUT.json] [--warmup]
+//             [--overlay OUT.mp4] [--summary OUT.json] [--warmup] [--max-frames N]
 //
 // Every file is written to a temporary name and renamed when complete; Ctrl-C or SIGTERM removes the unfinished
 // ones and keeps those already written (exit 130 / 143).
@@ -40,6 +40,7 @@ struct AppError : std::runtime_error {
 struct Arguments {
   std::string export_dir, input, backend = "openvino";
   int interval = 10;
+  long long max_frames = -1;  // all
   dff::Options options;
   std::optional<fs::path> labels_dir, overlay, summary;
   bool warmup = false;
@@ -47,7 +48,7 @@ struct Arguments {
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "usage: dff_video EXPORT_DIR INPUT [--backend openvino] [-l N] [-O KEY=VALUE]... [--labels-dir DIR]\n"
-               "                 [--overlay OUT.mp4] [--summary OUT.json] [--warmup]\n"
+               "                 [--overlay OUT.mp4] [--summary OUT.json] [--warmup] [--max-frames N]\n"
                "dff_video: error: "
             << problem << "\n";
   std::exit(2);
@@ -68,6 +69,13 @@ Arguments parse(int argc, char** argv) {
       const std::string text = value();
       try {
         args.interval = std::stoi(text);
+      } catch (const std::logic_error&) {
+        usage(arg + " expects an integer, got '" + text + "'");
+      }
+    } else if (arg == "--max-frames") {
+      const std::string text = value();
+      try {
+        args.max_frames = std::stoll(text);
       } catch (const std::logic_error&) {
         usage(arg + " expects an integer, got '" + text + "'");
       }
@@ -260,7 +268,7 @@ int run(const Arguments& args) {
   Totals all, key, non_key;
   nlohmann::json per_frame = nlohmann::json::array();
   cv::Mat image;
-  while (!stop_signal && source.next(image)) {
+  while (!stop_signal && all.frames != args.max_frames && source.next(image)) {
     if (args.warmup && all.frames == 0) runtime.warmup(image.rows, image.cols);
     const dff::FrameResult result = runtime({image.data, image.rows, image.cols, image.step});
     all.add(result.timing);
