@@ -47,12 +47,13 @@ fi
 
 configure_and_build() {  # folder, extra cmake arguments...
   local folder="$1"
+  mkdir -p "$folder"
   shift
   if [[ ! -f "$folder/CMakeCache.txt" ]]; then
-    cmake -S "$here" -B "$folder" "${common[@]}" "$@" > "$folder.configure.log" 2>&1 || { cat "$folder.configure.log"; exit 1; }
-    grep -E '^-- dff:' "$folder.configure.log" || true
+    cmake -S "$here" -B "$folder" "${common[@]}" "$@" > "$folder/configure.log" 2>&1 || { cat "$folder/configure.log"; exit 1; }
+    grep -E '^-- dff:' "$folder/configure.log" || true
   fi
-  nice cmake --build "$folder" -j "$jobs" > "$folder.build.log" 2>&1 || { cat "$folder.build.log"; exit 1; }
+  nice cmake --build "$folder" -j "$jobs" > "$folder/build.log" 2>&1 || { cat "$folder/build.log"; exit 1; }
 }
 
 configure_and_build "$build" -DCMAKE_BUILD_TYPE=Release -DDFF_PYTHON="$python"
