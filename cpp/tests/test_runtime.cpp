@@ -7,6 +7,7 @@
 #include <functional>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -134,6 +135,22 @@ void test_runtime(const std::string& export_dir) {
     check(result.labels.data == labels[t], "padded rows and a shared backend give the labels of frame " + std::to_string(t));
     check(runtime(view(frame(h, w, t), h, w)).labels.data == labels[t], "reset() restarts the stream");
   }
+  // Two streams on two threads share the backend: each gets the labels it gets alone.
+  std::vector<std::vector<std::uint8_t>> threaded[2];
+  std::vector<std::thread> threads;
+  for (int s = 0; s < 2; ++s) {
+    threads.emplace_back([&, s] {
+      try {
+        dff::Runtime stream(backend, std::make_unique<dff::FixedInterval>(3));
+        for (int t = 0; t < 5; ++t) threaded[s].push_back(stream(view(frame(h, w, t), h, w)).labels.data);
+      } catch (const std::exception&) {
+        threaded[s].clear();  // reported by the check below, on the main thread
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  check(threaded[0] == labels && threaded[1] == labels, "streams on two threads get their own labels");
+
   const auto big = frame(128, 160, 0);
   check(padded(view(big, 128, 160)).key, "a frame of a new size is a key frame");
 
