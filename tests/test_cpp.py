@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from helpers import DATA, REPO, make_checkpoint, make_export
+from helpers import DATA, REPO, decode_all, make_checkpoint, make_export, small_clip
 
 from dff.errors import ExportError
 from dff.export import ExportOptions, export_checkpoint
@@ -121,3 +123,40 @@ def test_errors_read_as_the_python_runtime_words_them(tiny_export, tmp_path):
         result = subprocess.run([str(app()), str(export), str(frames)], capture_output=True, text=True, timeout=60)
         assert result.returncode == 1
         assert result.stderr.strip() == f"dff_video: error: {python.value}"
+
+
+def test_example_app_on_a_video(tiny_export, tmp_path):
+    """dff_video decodes a real clip itself and writes one label PNG per frame, the overlay video and the summary."""
+    clip = small_clip(tmp_path / "clip.avi", 7)
+    out = tmp_path / "out"
+    command = [str(app()), str(tiny_export), str(clip), "-l", "3", "--labels-dir", str(out / "labels"),
+               "--overlay", str(out / "overlay.mp4"), "--summary", str(out / "summary.json")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "7 frames (3 key, l = 3)" in result.stdout
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [f"{i:06d}.png" for i in range(7)]
+    assert cv2.imread(str(out / "labels" / "000000.png"), cv2.IMREAD_UNCHANGED).shape == (120, 160)
+    assert len(decode_all(out / "overlay.mp4")) == 7
+    summary = json.loads((out / "summary.json").read_text())
+    assert [f["key"] for f in summary["per_frame"]] == [True, False, False, True, False, False, True]
+    assert summary["key"]["feature_ms"] > 0 and summary["non_key"]["flow_ms"] > 0 and summary["non_key"]["feature_ms"] == 0
+
+
+def test_example_app_stops_cleanly_on_sigterm(tiny_export, tmp_path):
+    """SIGTERM mid-run: exit 143, the unfinished overlay removed, the label PNGs already written kept, no temp files."""
+    frames = tmp_path / "frames"
+    write_frames(frames, [np.full((256, 320, 3), i % 256, np.uint8) for i in range(400)])
+    out = tmp_path / "out"
+    command = [str(app()), str(tiny_export), str(frames), "-l", "2", "--labels-dir", str(out / "labels"),
+               "--overlay", str(out / "overlay.mp4")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "labels" / "000002.png").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "interrupted after" in stderr
+    written = sorted(p.name for p in (out / "labels").iterdir())
+    assert 3 <= len(written) < 400 and all(not name.startswith(".") for name in written)
+    assert sorted(p.name for p in out.iterdir()) == ["labels"]  # no overlay, no temporary file
