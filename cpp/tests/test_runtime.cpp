@@ -151,6 +151,17 @@ void test_runtime(const std::string& export_dir) {
   for (std::thread& thread : threads) thread.join();
   check(threaded[0] == labels && threaded[1] == labels, "streams on two threads get their own labels");
 
+  // bf16, the fast path on CPUs with native bf16, runs and stays close to f32.
+  dff::Runtime fast(dff::open_backend("openvino", export_dir, {{"threads", "1"}, {"precision", "bf16"}}),
+                    std::make_unique<dff::FixedInterval>(3));
+  std::size_t same = 0, total = 0;
+  for (int t = 0; t < 5; ++t) {
+    const std::vector<std::uint8_t> got = fast(view(frame(h, w, t), h, w)).labels.data;
+    for (std::size_t i = 0; i < got.size(); ++i) same += got[i] == labels[t][i];
+    total += got.size();
+  }
+  check(same >= 0.95 * total, "bf16 labels agree with f32 on " + std::to_string(100.0 * same / total) + "% of pixels");
+
   const auto big = frame(128, 160, 0);
   check(padded(view(big, 128, 160)).key, "a frame of a new size is a key frame");
 
