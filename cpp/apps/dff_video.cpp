@@ -46,11 +46,12 @@ struct Arguments {
   bool warmup = false;
 };
 
+constexpr const char* kUsage =
+    "usage: dff_video EXPORT_DIR INPUT [--backend openvino] [-l N] [-O KEY=VALUE]... [--labels-dir DIR]\n"
+    "                 [--overlay OUT.mp4] [--summary OUT.json] [--warmup] [--max-frames N]\n";
+
 [[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "usage: dff_video EXPORT_DIR INPUT [--backend openvino] [-l N] [-O KEY=VALUE]... [--labels-dir DIR]\n"
-               "                 [--overlay OUT.mp4] [--summary OUT.json] [--warmup] [--max-frames N]\n"
-               "dff_video: error: "
-            << problem << "\n";
+  std::cerr << kUsage << "dff_video: error: " << problem << "\n";
   std::exit(2);
 }
 
@@ -93,7 +94,8 @@ Arguments parse(int argc, char** argv) {
     } else if (arg == "--warmup") {
       args.warmup = true;
     } else if (arg == "-h" || arg == "--help") {
-      usage("(help)");
+      std::cout << kUsage;
+      std::exit(0);
     } else if (!arg.empty() && arg[0] == '-') {
       usage("unknown option " + arg);
     } else {
@@ -261,6 +263,13 @@ int run(const Arguments& args) {
     std::error_code error;
     fs::create_directories(*args.labels_dir, error);
     if (error) throw AppError("cannot create the labels folder " + args.labels_dir->string() + ": " + error.message());
+  }
+  // Output folders are checked before the first frame, not after minutes of work.
+  for (const auto& file : {args.overlay, args.summary}) {
+    const fs::path folder = file ? fs::absolute(*file).parent_path() : fs::path();
+    if (file && !fs::is_directory(folder)) {
+      throw AppError("cannot write " + file->string() + ": folder " + folder.string() + " does not exist");
+    }
   }
   const cv::Mat colours = palette(static_cast<int>(backend->class_names().size()));
   std::optional<AtomicFile> overlay_file;
