@@ -4,8 +4,9 @@
 //   first frame of that size (static shapes run 1.2-1.8x faster than the export's dynamic ones), then kept;
 // * precision is asked for, not inherited: ov::hint::inference_precision is set (f32 by default), since the
 //   CPU plugin otherwise computes in bf16 on CPUs with native bf16 and its labels then differ;
-// * tensors stay in OpenVINO's memory: each output is an ov::Tensor allocated for that call and set on the
-//   request, so a handle the caller keeps (key frame, key features) is never overwritten.
+// * tensors stay in OpenVINO's memory: each output is an ov::Tensor set on the request, taken from those no
+//   handle refers to any more (or allocated), so a handle the caller keeps (key frame, key features) is never
+//   overwritten.
 #include <openvino/openvino.hpp>
 
 #include <cstring>
@@ -29,27 +30,56 @@ struct Tensor final : Handle {
   explicit Tensor(ov::Tensor t) : tensor(std::move(t)) {}
   ov::Tensor tensor;
 };
+using TensorPtr = std::shared_ptr<const Tensor>;
 
 struct Flow final : Handle {
-  Flow(ov::Tensor f, ov::Tensor s) : flow(std::move(f)), scale(std::move(s)) {}
-  ov::Tensor flow, scale;
+  Flow(TensorPtr f, TensorPtr s) : flow(std::move(f)), scale(std::move(s)) {}
+  TensorPtr flow, scale;
 };
 
-//! One network compiled at one frame size: its request and the outputs it returns as new tensors.
+//! Tensors of one type and shape, handed out again once no handle refers to them: a request then writes into
+//! memory it has seen before (fewer allocations, no rebinding), and a kept handle (key frame, key features) is
+//! never written. Used under the backend's lock.
+class Recycler {
+ public:
+  Recycler(ov::element::Type type, ov::Shape shape) : type_(type), shape_(std::move(shape)) {}
+  std::shared_ptr<Tensor> take() {
+    for (const auto& tensor : kept_) {
+      if (tensor.use_count() == 1) return tensor;  // only we hold it; nobody else can take it but us
+    }
+    auto tensor = std::make_shared<Tensor>(ov::Tensor(type_, shape_));
+    if (kept_.size() < kKept) kept_.push_back(tensor);
+    return tensor;
+  }
+
+ private:
+  static constexpr std::size_t kKept = 4;  // a stream holds at most a key handle and a current one per tensor
+  ov::element::Type type_;
+  ov::Shape shape_;
+  std::vector<std::shared_ptr<Tensor>> kept_;
+};
+
+//! One network compiled at one frame size: its request and the outputs it returns as handles.
 struct Network {
   ov::InferRequest request;
-  std::vector<std::tuple<std::string, ov::element::Type, ov::Shape>> outputs;
+  std::vector<std::pair<std::string, Recycler>> outputs;
 
-  std::vector<ov::Tensor> run(const std::vector<std::pair<std::string, ov::Tensor>>& inputs) {
-    for (const auto& [name, tensor] : inputs) request.set_tensor(name, tensor);
-    std::vector<ov::Tensor> results;
-    for (const auto& [name, type, shape] : outputs) {
-      results.emplace_back(type, shape);  // owned by the handle; the request writes into it
-      request.set_tensor(name, results.back());
+  std::vector<TensorPtr> run(const std::vector<std::pair<std::string, const ov::Tensor*>>& inputs) {
+    for (const auto& [name, tensor] : inputs) request.set_tensor(name, *tensor);
+    std::vector<TensorPtr> results;
+    for (auto& [name, recycler] : outputs) {
+      results.push_back(recycler.take());
+      request.set_tensor(name, results.back()->tensor);  // the request writes into the handle's memory
     }
     request.infer();
     return results;
   }
+};
+
+//! Everything compiled for one frame size: the four networks and the frames uploaded at that size.
+struct Compiled {
+  std::map<std::string, Network> networks;
+  Recycler frames;
 };
 
 std::string check_device(ov::Core& core, const std::string& device) {
@@ -100,20 +130,19 @@ class OpenVINOBackend final : public Backend {
   HandlePtr upload(const ImageView& image) override {
     check_image(image, "upload(image)");
     std::lock_guard<std::mutex> lock(mutex_);
-    networks(image.height, image.width);  // compile here, on a new size, so that the stages' timings stay steady
-    ov::Tensor frame(ov::element::u8, {1, static_cast<std::size_t>(image.height), static_cast<std::size_t>(image.width), 3});
+    // Compiled here, on a new size, so that the stages' timings stay steady.
+    std::shared_ptr<Tensor> frame = compiled(image.height, image.width).frames.take();
     const std::size_t row = static_cast<std::size_t>(image.width) * 3;
-    auto* target = static_cast<std::uint8_t*>(frame.data());
+    auto* target = static_cast<std::uint8_t*>(frame->tensor.data());
     for (int y = 0; y < image.height; ++y) std::memcpy(target + y * row, image.data + y * image.stride, row);
-    return std::make_shared<Tensor>(std::move(frame));
+    return frame;
   }
 
   HandlePtr feature(const HandlePtr& frame) override {
     const ov::Tensor& image = handle_as<Tensor>(frame, "feature(frame)").tensor;
     std::lock_guard<std::mutex> lock(mutex_);
     const ov::Shape shape = image.get_shape();
-    auto out = networks(shape[1], shape[2]).at("feature").run({{"frame", image}});
-    return std::make_shared<Tensor>(std::move(out[0]));
+    return networks(shape[1], shape[2]).at("feature").run({{"frame", &image}})[0];
   }
 
   HandlePtr flow(const HandlePtr& key_frame, const HandlePtr& frame) override {
@@ -124,7 +153,7 @@ class OpenVINOBackend final : public Backend {
     }
     std::lock_guard<std::mutex> lock(mutex_);
     const ov::Shape shape = image.get_shape();
-    auto out = networks(shape[1], shape[2]).at("flow").run({{"key_frame", key}, {"frame", image}});
+    auto out = networks(shape[1], shape[2]).at("flow").run({{"key_frame", &key}, {"frame", &image}});
     return std::make_shared<Flow>(std::move(out[0]), std::move(out[1]));
   }
 
@@ -132,16 +161,15 @@ class OpenVINOBackend final : public Backend {
     const ov::Tensor& feat = handle_as<Tensor>(key_feat, "warp(key_feat)").tensor;
     const Flow& field = handle_as<Flow>(flow, "warp(flow)");
     std::lock_guard<std::mutex> lock(mutex_);
-    auto out = at_feature_size(field.flow).at("warp").run(
-        {{"key_feat", feat}, {"flow", field.flow}, {"scale", field.scale}});
-    return std::make_shared<Tensor>(std::move(out[0]));
+    return at_feature_size(field.flow->tensor)
+        .at("warp")
+        .run({{"key_feat", &feat}, {"flow", &field.flow->tensor}, {"scale", &field.scale->tensor}})[0];
   }
 
   HandlePtr task(const HandlePtr& feat) override {
     const ov::Tensor& features = handle_as<Tensor>(feat, "task(feat)").tensor;
     std::lock_guard<std::mutex> lock(mutex_);
-    auto out = at_feature_size(features).at("task").run({{"feat", features}});
-    return std::make_shared<Tensor>(std::move(out[0]));
+    return at_feature_size(features).at("task").run({{"feat", &features}})[0];
   }
 
   Labels download(const HandlePtr& labels) override {
@@ -154,14 +182,18 @@ class OpenVINOBackend final : public Backend {
   }
 
  private:
-  std::map<std::string, Network>& networks(std::size_t height, std::size_t width) {
+  Compiled& compiled(std::size_t height, std::size_t width) {
     const auto size = std::make_pair(static_cast<int>(height), static_cast<int>(width));
     auto found = compiled_.find(size);
     if (found != compiled_.end()) return found->second;
     manifest_.sizes.check(size.first, size.second);
-    std::map<std::string, Network> networks;
-    for (const std::string& role : kRoles) networks.emplace(role, compile(role, size.first, size.second));
-    return compiled_.emplace(size, std::move(networks)).first->second;
+    Compiled compiled{{}, Recycler(ov::element::u8, {1, height, width, 3})};
+    for (const std::string& role : kRoles) compiled.networks.emplace(role, compile(role, size.first, size.second));
+    return compiled_.emplace(size, std::move(compiled)).first->second;
+  }
+
+  std::map<std::string, Network>& networks(std::size_t height, std::size_t width) {
+    return compiled(height, width).networks;
   }
 
   std::map<std::string, Network>& at_feature_size(const ov::Tensor& feat) {
@@ -182,7 +214,7 @@ class OpenVINOBackend final : public Backend {
     Network network{compiled.create_infer_request(), {}};
     for (const std::string& name : kReturned.at(role)) {
       const ov::Output<const ov::Node> output = compiled.output(name);
-      network.outputs.emplace_back(name, output.get_element_type(), output.get_shape());
+      network.outputs.emplace_back(name, Recycler(output.get_element_type(), output.get_shape()));
     }
     return network;
   }
@@ -193,7 +225,7 @@ class OpenVINOBackend final : public Backend {
   ov::AnyMap config_;
   std::map<std::string, const ModelFile*> files_;
   std::map<std::string, std::shared_ptr<ov::Model>> models_;
-  std::map<std::pair<int, int>, std::map<std::string, Network>> compiled_;
+  std::map<std::pair<int, int>, Compiled> compiled_;
   std::mutex mutex_;  // infer requests are not thread-safe; streams on several threads take turns
 };
 

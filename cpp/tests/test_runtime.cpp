@@ -151,6 +151,20 @@ void test_runtime(const std::string& export_dir) {
   for (std::thread& thread : threads) thread.join();
   check(threaded[0] == labels && threaded[1] == labels, "streams on two threads get their own labels");
 
+  // A handle kept across later calls keeps its values (recycled memory is only memory no handle refers to).
+  const auto first = frame(96, 128, 0);
+  const dff::HandlePtr kept_frame = backend->upload(view(first, 96, 128));
+  const dff::HandlePtr kept_labels = backend->task(backend->feature(kept_frame));
+  const dff::Labels before = backend->download(kept_labels);
+  for (int t = 1; t < 6; ++t) {
+    const auto later = frame(96, 128, 10 * t);
+    const dff::HandlePtr other_frame = backend->upload(view(later, 96, 128));
+    backend->download(backend->task(backend->warp(backend->feature(other_frame), backend->flow(kept_frame, other_frame))));
+  }
+  check(backend->download(kept_labels).data == before.data, "a kept labels handle is never overwritten");
+  check(backend->download(backend->task(backend->feature(kept_frame))).data == before.data,
+        "a kept frame handle is never overwritten");
+
   // bf16, the fast path on CPUs with native bf16, runs and stays close to f32.
   dff::Runtime fast(dff::open_backend("openvino", export_dir, {{"threads", "1"}, {"precision", "bf16"}}),
                     std::make_unique<dff::FixedInterval>(3));
