@@ -41,7 +41,9 @@ common=("${tools[@]}" -DOpenVINO_DIR="$openvino_cmake" -DDFF_BUILD_TESTS=ON -DDF
 
 mkdir -p "$build"
 model="$repo/dff/assets/demo_model.safetensors"
-if [[ ! -f "$build/demo-export/manifest.json" || "$model" -nt "$build/demo-export/manifest.json" ]]; then
+# Exported again when the model or the exporter changed since.
+if [[ ! -f "$build/demo-export/manifest.json" || "$model" -nt "$build/demo-export/manifest.json" ||
+  -n "$(find "$repo/dff/export" "$repo/dff/manifest.py" -newer "$build/demo-export/manifest.json" -print -quit)" ]]; then
   "$python" -m dff.cli export "$model" --out "$build/demo-export" > "$build/export.log" 2>&1 || { cat "$build/export.log"; exit 1; }
 fi
 
