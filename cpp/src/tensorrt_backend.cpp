@@ -150,7 +150,7 @@ class GraphCache {
       return disable("the engine cannot be captured");
     }
     cudaGraphExec_t exec = nullptr;
-    const cudaError_t instantiated = cudaGraphInstantiate(&exec, graph, 0);
+    const cudaError_t instantiated = cudaGraphInstantiateWithFlags(&exec, graph, 0);  // CUDA 11.4+ and 12+ alike
     cudaGraphDestroy(graph);  // the executable graph does not need it
     if (instantiated != cudaSuccess) return disable("cudaGraphInstantiate failed");
     graphs_.emplace_front(key, exec);
