@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test pytest plugins clean
+.PHONY: demo test pytest plugins cpp clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/dff demo
 
-test: plugins pytest
+test: plugins cpp pytest
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -22,5 +22,9 @@ pytest: $(STAMP)
 plugins:
 	bash plugins/ci.sh
 
+# The C++ runtime (cpp/): Debian packages, Release and ASan/UBSan builds, ctest, install + find_package check.
+cpp: $(STAMP)
+	bash cpp/ci.sh
+
 clean:
-	rm -rf $(VENV) plugins/build
+	rm -rf $(VENV) plugins/build cpp/build
