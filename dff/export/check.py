@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from google.protobuf.message import DecodeError
 
 from dff.checkpoint import load_checkpoint
+from dff.checkpoint_path import checkpoint_file
 from dff.errors import CheckpointError, ExportError
 from dff.export.runners import RUNTIMES, Runner, runner, runner_class
 from dff.export.surgery import inline_warp_plugin
@@ -155,6 +156,7 @@ class Reference:
             self.name = "onnxruntime (no --checkpoint given); warp: dff.ops.warp (PyTorch, float64)"
             self._networks = {role: runner("onnxruntime", models[role]) for role in ("feature", "flow", "task")}
             return
+        checkpoint = checkpoint_file(checkpoint)
         if manifest.checkpoint_sha256 not in (None, sha256_file(checkpoint)):
             raise CheckpointError(
                 f"checkpoint {checkpoint} is not the one this export was made from (its SHA-256 differs from the "

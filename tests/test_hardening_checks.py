@@ -1,0 +1,123 @@
+"""Issue 11, items 9, 10, 13, 15, 16: messages that say the real problem, and checks that check something."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from dff.cli import main
+
+FRAME_SIZE = (64, 80)
+
+
+def dff(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The real CLI in this process: (exit status, stdout, stderr); a traceback would end the test itself."""
+    status = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return status, captured.out, captured.err
+
+
+def write_frames(folder: Path, count: int, size: tuple[int, int] = FRAME_SIZE) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        cv2.imwrite(str(folder / f"{index}.png"), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``ckpt/`` as `dff init --out ckpt/` writes it, its export ``export/``, and a folder of 4 frames."""
+    root = tmp_path_factory.mktemp("messages")
+    assert main(["init", "--feature", "tiny", "--flow", "tiny", "--num-classes", "3", "--out", f"{root / 'ckpt'}/"]) == 0
+    assert main(["export", str(root / "ckpt"), "--out", str(root / "export"), "--min-size", "64", "--max-size", "128"]) == 0
+    write_frames(root / "frames", 4)
+    return root
+
+
+# Item 9: a directory given as a checkpoint, and the export/checkpoint mix-ups.
+
+
+def test_a_checkpoint_folder_is_read_wherever_a_checkpoint_is(workspace: Path, capsys, tmp_path: Path) -> None:
+    from dff.checkpoint import load_checkpoint
+
+    ckpt = workspace / "ckpt"
+    assert (ckpt / "model.safetensors").is_file()
+    assert load_checkpoint(ckpt)[1].num_classes == 3  # dff eval and training read through load/read_checkpoint
+    status, out, _ = dff(capsys, "export", ckpt, "--out", tmp_path / "e", "--min-size", "64", "--max-size", "128")
+    assert status == 0 and (tmp_path / "e" / "manifest.json").is_file()
+    status, out, _ = dff(capsys, "check", workspace / "export", "--checkpoint", ckpt, "--runtimes", "onnxruntime")
+    assert status == 0 and "within tolerance" in out
+    status, out, _ = dff(capsys, "run", ckpt, workspace / "frames", "--backend", "torch", "-l", "2", "--no-progress")
+    assert status == 0 and "frames" in out
+
+
+def test_an_export_given_to_the_torch_backend_says_it_is_an_export(workspace: Path, capsys) -> None:
+    status, _, err = dff(capsys, "run", workspace / "export", workspace / "frames", "--backend", "torch", "--no-progress")
+    assert status == 2
+    assert "is a dff export" in err and "not a checkpoint" in err and "--backend onnxruntime" in err
+    assert "does not exist" not in err
+
+
+def test_a_checkpoint_given_to_the_default_backend_suggests_a_new_export_folder(workspace: Path, capsys) -> None:
+    for given in (workspace / "ckpt", workspace / "ckpt" / "model.safetensors"):
+        status, _, err = dff(capsys, "run", given, workspace / "frames", "--no-progress")
+        assert status == 2 and "is a checkpoint, not an export directory" in err
+        suggested = Path(err.split("--out ")[1].split("`")[0])
+        assert suggested == workspace / "ckpt-export" and not suggested.exists()
+        assert f"--out {given}`" not in err
+
+
+def test_the_suggested_export_folder_is_never_an_existing_one(tmp_path: Path) -> None:
+    from dff.checkpoint_path import export_dir_for
+
+    checkpoint = tmp_path / "runs" / "best.safetensors"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"x")
+    assert export_dir_for(checkpoint) == tmp_path / "runs" / "best-export"
+    (tmp_path / "runs" / "best-export").mkdir()
+    assert export_dir_for(checkpoint) == tmp_path / "runs" / "best-export-2"
+
+
+def test_a_folder_without_model_safetensors_says_so(tmp_path: Path, capsys) -> None:
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "step-100.safetensors").write_bytes(b"")
+    status, _, err = dff(capsys, "export", tmp_path / "ckpt", "--out", tmp_path / "e")
+    assert status == 2 and "has no model.safetensors (it holds step-100.safetensors: give one of them)" in err
+
+
+def test_out_an_existing_directory_says_it_is_a_directory(workspace: Path, capsys, tmp_path: Path) -> None:
+    status, _, err = dff(capsys, "run", workspace / "export", workspace / "frames", "--out", tmp_path, "--no-progress")
+    assert status == 2 and "is a directory" in err and "no such encoder" not in err
+
+
+def test_one_pixel_frames_say_they_are_too_small_for_the_encoder(workspace: Path, capsys, tmp_path: Path) -> None:
+    frames = write_frames(tmp_path / "tiny", 3, size=(1, 1))
+    status, _, err = dff(capsys, "run", workspace / "export", frames, "--out", tmp_path / "o.mp4", "--no-progress")
+    assert status == 2 and "frames of 1x1 (HxW) are too small for the mp4v encoder" in err
+    assert "no such encoder" not in err and not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "missing"),
+    [
+        (lambda manifest: {}, "format, exporter_version, model, opset, dtype, feature_stride, class_names, preprocessing, "
+         "sizes, models"),
+        (lambda manifest: {**manifest, "models": {**manifest["models"], "flow": {"file": "flow.onnx"}}},
+         "models.flow.sha256, models.flow.inputs, models.flow.outputs"),
+    ],
+)
+def test_a_manifest_with_missing_fields_names_them(workspace: Path, capsys, tmp_path: Path, edit, missing) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    manifest = json.loads((workspace / "export" / "manifest.json").read_text())
+    (broken / "manifest.json").write_text(json.dumps(edit(manifest)))
+    status, _, err = dff(capsys, "run", broken, workspace / "frames", "--no-progress")
+    assert status == 2
+    assert f"lacks the field(s) {missing}:" in err and "is not a complete dff export" in err
+    assert "__init__" not in err and "positional argument" not in err
