@@ -142,6 +142,15 @@ def write_manifest(directory: str | Path, manifest: Manifest) -> Path:
     return write_bytes_atomic(Path(directory) / MANIFEST_NAME, (json.dumps(to_dict(manifest), indent=2) + "\n").encode())
 
 
+def invalid_model(path: str | Path, role: str, error: BaseException) -> ExportError:
+    """The error for a model file a runtime cannot load: which file, that it is not valid ONNX, and to export again."""
+    # OpenVINO leads with lines naming its own source files; the first other line says what is wrong.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith(("Check '", "FrontEnd API failed"))] or lines
+    detail = (said[0] if said else type(error).__name__).rstrip(":")[:200]
+    return ExportError(f"{path} ({role} model) is not a valid ONNX model ({detail}); export again with `dff export`")
+
+
 def missing_fields(cls: type, data: object, prefix: str = "") -> list[str]:
     """Dotted names of the required fields of dataclass ``cls`` that ``data`` lacks, nested dataclasses included."""
     if not isinstance(data, dict):
@@ -167,9 +176,10 @@ def load_manifest(directory: str | Path, *, verify: bool = True) -> Manifest:
             f"`dff export {directory} --out {export_dir_for(directory)}` and give that folder (or use --backend torch, "
             "which runs a checkpoint)"
         )
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(f"{directory} is a file, not an export directory: give the folder `dff export` wrote")
     if not directory.is_dir():
-        what = "is a file, not an export directory" if directory.exists() else "does not exist"
-        raise ExportError(f"export directory {directory} {what}: create one with `dff export CHECKPOINT --out NEW_DIR`")
+        raise ExportError(f"export directory {directory} does not exist: create it with `dff export CHECKPOINT --out {directory}`")
     if not path.is_file():
         raise ExportError(f"{directory} has no {MANIFEST_NAME}: it is not a dff export (run `dff export` again)")
     try:

@@ -121,3 +121,36 @@ def test_a_manifest_with_missing_fields_names_them(workspace: Path, capsys, tmp_
     assert status == 2
     assert f"lacks the field(s) {missing}:" in err and "is not a complete dff export" in err
     assert "__init__" not in err and "positional argument" not in err
+
+
+# Item 10: a corrupt ONNX file whose SHA-256 matches the manifest.
+
+
+def corrupt_with_matching_hash(export: Path, out: Path, role: str) -> Path:
+    """A copy of ``export`` whose ``role`` model is truncated to half, with the manifest's hash updated to match."""
+    import hashlib
+    import shutil
+
+    shutil.copytree(export, out)
+    path = out / f"{role}.onnx"
+    data = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(data)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["models"][role]["sha256"] = hashlib.sha256(data).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_corrupt_model_with_a_matching_hash_is_one_line(workspace: Path, capsys, tmp_path: Path, backend: str) -> None:
+    export = corrupt_with_matching_hash(workspace / "export", tmp_path / "export", "flow")
+    status, _, err = dff(capsys, "run", export, workspace / "frames", "--backend", backend, "--no-progress")
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert f"{export / 'flow.onnx'} (flow model) is not a valid ONNX model" in err and "export again" in err
+    assert "InvalidProtobuf" not in err and "src/" not in err
+
+
+def test_check_reports_the_same_corrupt_model(workspace: Path, capsys, tmp_path: Path) -> None:
+    export = corrupt_with_matching_hash(workspace / "export", tmp_path / "export", "task")
+    status, _, err = dff(capsys, "check", export)
+    assert status == 2 and f"{export / 'task.onnx'} (task model) is not a valid ONNX model" in err

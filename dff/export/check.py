@@ -42,7 +42,20 @@ from dff.export.runners import RUNTIMES, Runner, runner, runner_class
 from dff.export.surgery import inline_warp_plugin
 from dff.export.torch_graphs import FeatureGraph, FlowGraph, TaskGraph
 from dff.frames import FEATURE_STRIDE
-from dff.manifest import FEAT, FLOW, KEY_FEAT, LABELS, PROBS, SCALE, Manifest, ModelFile, TensorSpec, load_manifest, sha256_file
+from dff.manifest import (
+    FEAT,
+    FLOW,
+    KEY_FEAT,
+    LABELS,
+    PROBS,
+    SCALE,
+    Manifest,
+    ModelFile,
+    TensorSpec,
+    invalid_model,
+    load_manifest,
+    sha256_file,
+)
 from dff.ops.warp import warp
 from dff.sources import open_source
 
@@ -127,7 +140,7 @@ def check_structure(directory: Path, manifest: Manifest) -> tuple[dict[str, onnx
             onnx.checker.check_model(model, full_check=True)
             onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
         except (DecodeError, onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-            raise ExportError(f"{path} is not a valid ONNX model: {error}; export again with `dff export`") from None
+            raise invalid_model(path, role, error) from None
         _check_interface(path, model, entry, manifest.opset)
         models[role] = model
         notes.append(f"{entry.file}: checker (full_check) ok, strict shape inference ok, interface and opset match manifest")
