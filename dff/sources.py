@@ -40,10 +40,12 @@ def natural_key(name: str) -> tuple:
 
 
 def check_image(image: object, where: str) -> np.ndarray:
-    """``image`` itself if it is a uint8 H×W×3 array; VideoError naming ``where`` otherwise."""
+    """``image`` itself if it is a non-empty uint8 H×W×3 array; VideoError naming ``where`` otherwise."""
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
         got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise VideoError(f"{where}: expected a uint8 H×W×3 BGR image, got {got}")
+    if not (image.shape[0] >= 1 and image.shape[1] >= 1):
+        raise VideoError(f"{where}: the image is empty ({image.shape[0]}x{image.shape[1]} pixels); give a frame with pixels")
     return image
 
 

@@ -154,3 +154,40 @@ def test_check_reports_the_same_corrupt_model(workspace: Path, capsys, tmp_path:
     export = corrupt_with_matching_hash(workspace / "export", tmp_path / "export", "task")
     status, _, err = dff(capsys, "check", export)
     assert status == 2 and f"{export / 'task.onnx'} (task model) is not a valid ONNX model" in err
+
+
+# Item 13: frames the runtime cannot take, and key-frame intervals of any integer type.
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((0, 0, 3), np.uint8), "the image is empty (0x0 pixels)"),
+        (np.zeros((64, 0, 3), np.uint8), "the image is empty (64x0 pixels)"),
+        (np.zeros((64, 64, 3), np.float32), "expected a uint8 H×W×3 BGR image, got float32 array of shape (64, 64, 3)"),
+        (np.zeros((64, 64, 4), np.uint8), "expected a uint8 H×W×3 BGR image, got uint8 array of shape (64, 64, 4)"),
+        (np.zeros((64, 64), np.uint8), "expected a uint8 H×W×3 BGR image, got uint8 array of shape (64, 64)"),
+    ],
+)
+def test_a_frame_the_runtime_cannot_take_is_a_clear_error(workspace: Path, image: np.ndarray, message: str) -> None:
+    from dff.errors import VideoError
+    from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
+
+    with open_backend("onnxruntime", model=workspace / "export") as backend:
+        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(2))
+        with pytest.raises(VideoError) as raised:
+            runtime(image)
+        assert str(raised.value) == f"frame 0: {message}"
+        # The stream is unharmed: the next good frame is its first.
+        assert runtime(np.zeros((64, 80, 3), np.uint8)).labels.shape == (64, 80) and runtime.frames == 1
+
+
+def test_fixed_interval_takes_any_integer_but_not_a_bool_or_less_than_one() -> None:
+    from dff.runtime import FixedInterval
+
+    for value in (np.int64(5), np.int32(5), np.uint8(5), 5):
+        scheduler = FixedInterval(value)
+        assert scheduler.interval == 5 and type(scheduler.interval) is int
+    for value in (True, False, 0, -3, np.int64(0), 2.0, "5", None):
+        with pytest.raises(ValueError, match="key-frame interval must be an integer >= 1"):
+            FixedInterval(value)
