@@ -177,7 +177,7 @@ def test_a_frame_the_runtime_cannot_take_is_a_clear_error(workspace: Path, image
         runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(2))
         with pytest.raises(VideoError) as raised:
             runtime(image)
-        assert str(raised.value) == f"frame 0: {message}"
+        assert str(raised.value).startswith(f"frame 0: {message}")
         # The stream is unharmed: the next good frame is its first.
         assert runtime(np.zeros((64, 80, 3), np.uint8)).labels.shape == (64, 80) and runtime.frames == 1
 
