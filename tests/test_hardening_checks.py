@@ -191,3 +191,20 @@ def test_fixed_interval_takes_any_integer_but_not_a_bool_or_less_than_one() -> N
     for value in (True, False, 0, -3, np.int64(0), 2.0, "5", None):
         with pytest.raises(ValueError, match="key-frame interval must be an integer >= 1"):
             FixedInterval(value)
+
+
+# Item 17: the torch backend's labels through max(dim).indices, identical to argmax.
+
+
+def test_class_ids_equal_argmax_even_on_ties() -> None:
+    import torch
+
+    from dff.models.task import class_ids
+
+    generator = torch.Generator().manual_seed(0)
+    # Small integers: most pixels have tied classes, where the first maximum must win, as in argmax.
+    probs = torch.randint(0, 3, (2, 12, 48, 64), generator=generator).float()
+    assert torch.equal(class_ids(probs), probs.argmax(dim=1))
+    assert torch.equal(class_ids(probs[0], dim=0), probs[0].argmax(dim=0))
+    smooth = torch.rand((1, 5, 33, 17), generator=generator)
+    assert torch.equal(class_ids(smooth), smooth.argmax(dim=1))
