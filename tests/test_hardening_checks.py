@@ -208,3 +208,68 @@ def test_class_ids_equal_argmax_even_on_ties() -> None:
     assert torch.equal(class_ids(probs[0], dim=0), probs[0].argmax(dim=0))
     smooth = torch.rand((1, 5, 33, 17), generator=generator)
     assert torch.equal(class_ids(smooth), smooth.argmax(dim=1))
+
+
+# Item 16: dff check's flow comparisons on a fresh checkpoint compare something.
+
+
+def double_the_flow(export: Path, out: Path) -> Path:
+    """A copy of ``export`` whose flow.onnx outputs 2·M (invisible on a fresh checkpoint's M = 0), hash updated."""
+    import hashlib
+    import shutil
+
+    import onnx
+    from onnx import helper, numpy_helper
+
+    shutil.copytree(export, out)
+    model = onnx.load(out / "flow.onnx")
+    producer = next(node for node in model.graph.node if "flow" in node.output)
+    producer.output[list(producer.output).index("flow")] = "flow_before_doubling"
+    dtype = np.float16 if json.loads((out / "manifest.json").read_text())["dtype"] == "float16" else np.float32
+    model.graph.initializer.append(numpy_helper.from_array(np.array(2, dtype), "two"))
+    model.graph.node.append(helper.make_node("Mul", ["flow_before_doubling", "two"], ["flow"], name="broken_doubling"))
+    onnx.save(model, out / "flow.onnx")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["models"]["flow"]["sha256"] = hashlib.sha256((out / "flow.onnx").read_bytes()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_a_fresh_checkpoint_is_checked_on_perturbed_last_layers(workspace: Path) -> None:
+    from dff.export.check import check_export
+
+    report = check_export(workspace / "export", checkpoint=workspace / "ckpt", runtimes=("onnxruntime", "opencv"))
+    assert report.ok
+    flow = [c for c in report.comparisons if c.model == "flow"]
+    exported, perturbed = [c for c in flow if "perturbed" not in c.inputs], [c for c in flow if "perturbed" in c.inputs]
+    # As exported, F gives M = 0 and S = 1: every such comparison is vacuous and is not called a pass.
+    assert exported and all(c.vacuous and c.status == "vacuous" for c in exported)
+    assert perturbed and not any(c.vacuous for c in perturbed) and all(c.ok for c in perturbed)
+    text = "\n".join(report.lines())
+    assert "last layers (flow_net.scale.weight, flow_net.decoder.3.predict_flow.weight) drawn at random" in text
+    assert f"{len(report.comparisons) - len(exported)} of {len(report.comparisons)} comparisons within tolerance; " \
+        f"{len(exported)} vacuous" in text
+
+
+def test_a_broken_flow_export_fails_the_check(workspace: Path, capsys, tmp_path: Path) -> None:
+    broken = double_the_flow(workspace / "export", tmp_path / "broken")
+    status, out, _ = dff(capsys, "check", broken, "--checkpoint", workspace / "ckpt", "--runtimes", "onnxruntime")
+    assert status == 1
+    rows = [line.split() for line in out.splitlines() if line.startswith("flow ")]
+    assert any(row[2] == "flow" and row[-1] == "FAIL" for row in rows)
+    assert any(row[2] == "scale" and row[-1] == "ok" for row in rows)  # the scale field was not broken
+
+
+def test_outputs_compared_only_on_constants_fail_the_report() -> None:
+    from dff.export.check import CheckReport, Comparison
+
+    report = CheckReport(
+        reference="test",
+        structure=(),
+        comparisons=(
+            Comparison("flow", "opencv", "random", "flow", 0.0, 0.0, 1e-4, vacuous=True),
+            Comparison("task", "opencv", "random", "probs", 1e-7, 1e-7, 1e-4),
+        ),
+    )
+    assert not report.ok and report.unchecked() == ["flow.flow"]
+    assert "NOT CHECKED: flow.flow" in "\n".join(report.lines())
