@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test pytest plugins clean
+.PHONY: demo test pytest plugins wheel-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +14,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/dff demo
 
-test: plugins pytest
+test: plugins pytest wheel-check
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 plugins:
 	bash plugins/ci.sh
+
+# The CLI from the wheel installed without extras, in a fresh virtual environment (.ci/wheel_check.sh).
+wheel-check: $(STAMP)
+	PIP=$(BIN)/pip PYTHON=$(PYTHON) bash .ci/wheel_check.sh
 
 clean:
 	rm -rf $(VENV) plugins/build
