@@ -35,7 +35,6 @@ from dff.frames import check_frame_size
 from dff.metrics import SegmentationScore, class_iou
 from dff.models import DeepFeatureFlow
 from dff.models.preprocess import FrameNormalizer
-from dff.models.task import class_ids
 from dff.train.data import VideoConfig
 
 Mode = Literal["frame", "dff", "copy", "sff"]
@@ -191,7 +190,7 @@ def _resized(image: np.ndarray, size: Size | None) -> np.ndarray:
 def _predict(scores: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """Class ids at the label's size: score maps (1, C, h, w) upsampled bilinearly, then argmax."""
     upsampled = F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
-    return class_ids(upsampled[0], dim=0).cpu().numpy()
+    return upsampled[0].argmax(dim=0).cpu().numpy()
 
 
 def evaluate_modes(
