@@ -22,7 +22,7 @@ WEIGHT_STD = 0.05
 
 
 def last_convolutions(model: onnx.ModelProto, outputs: Sequence[str]) -> list[onnx.NodeProto]:
-    """The Conv nodes nearest to ``outputs``: on every path back from them, the first Conv met."""
+    """The Conv nodes nearest to ``outputs``: on every path of values back from them, the first Conv met."""
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     producer = {name: node for node in graph.node for name in node.output}
@@ -36,7 +36,7 @@ def last_convolutions(model: onnx.ModelProto, outputs: Sequence[str]) -> list[on
         node = producer[tensor]
         if node.op_type == "Conv":
             found[node.output[0]] = node
-        else:
+        elif node.op_type != "Shape":  # a Shape depends on its input's size only (Resize targets are computed so)
             frontier += [name for name in node.input if name and name not in initializers]
     return list(found.values())
 
