@@ -58,6 +58,8 @@ tail -1 check.txt
 dff run export frames -l 3 --out overlay.mp4 --log timings.jsonl --labels-dir labels --no-progress > /dev/null
 dff run export frames -l 3 --backend openvino --no-progress > /dev/null
 dff run ckpt frames -l 3 --backend torch --no-progress > /dev/null
+dff bench export --height 64 --width 64 --frames 6 --repeats 1 --warmup-frames 1 --intervals 1,2 --json > bench.json
+python -c "import json; assert len(json.load(open('bench.json'))['rows']) == 2, 'dff bench gave no rows'"
 python -c "import cv2; assert cv2.VideoCapture('overlay.mp4').read()[0], 'overlay.mp4 does not decode'"
 [ "$(wc -l < timings.jsonl)" -eq 6 ] && [ "$(ls labels | wc -l)" -eq 6 ]
-echo "wheel check: dff --help, init, export, check, run (onnxruntime, openvino, torch) ok from the wheel in $((SECONDS - start)) s"
+echo "wheel check: dff --help, init, export, check, run (onnxruntime, openvino, torch), bench ok from the wheel in $((SECONDS - start)) s"
