@@ -273,3 +273,13 @@ def test_outputs_compared_only_on_constants_fail_the_report() -> None:
     )
     assert not report.ok and report.unchecked() == ["flow.flow"]
     assert "NOT CHECKED: flow.flow" in "\n".join(report.lines())
+
+
+def test_without_a_checkpoint_the_perturbed_flow_is_checked_against_onnx_runtime(workspace: Path) -> None:
+    from dff.export.check import check_export
+
+    report = check_export(workspace / "export", runtimes=("onnxruntime", "opencv"))
+    perturbed = [c for c in report.comparisons if c.model == "flow" and "perturbed" in c.inputs]
+    # ONNX Runtime is the reference, so OpenCV is what is compared, on M and S that vary.
+    assert report.ok and perturbed and {c.runtime for c in perturbed} == {"opencv"}
+    assert not any(c.vacuous for c in perturbed)
