@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test pytest plugins cpp clean
+.PHONY: demo test pytest plugins cpp wheel-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/dff demo
 
-test: plugins cpp pytest
+test: plugins cpp pytest wheel-check
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -25,6 +25,10 @@ plugins:
 # The C++ runtime (cpp/): Debian packages, Release and ASan/UBSan builds, ctest, install + find_package check.
 cpp: $(STAMP)
 	bash cpp/ci.sh
+
+# The CLI from the wheel installed without extras, in a fresh virtual environment (.ci/wheel_check.sh).
+wheel-check: $(STAMP)
+	PIP=$(BIN)/pip PYTHON=$(PYTHON) bash .ci/wheel_check.sh
 
 clean:
 	rm -rf $(VENV) plugins/build cpp/build

@@ -57,10 +57,12 @@ def natural_key(name: str) -> tuple:
 
 
 def check_image(image: object, where: str) -> np.ndarray:
-    """``image`` itself if it is a uint8 H×W×3 array; VideoError naming ``where`` otherwise."""
+    """``image`` itself if it is a non-empty uint8 H×W×3 array; VideoError naming ``where`` otherwise."""
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
         got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise VideoError(f"{where}: expected a uint8 H×W×3 BGR image, got {got}")
+    if not (image.shape[0] >= 1 and image.shape[1] >= 1):
+        raise VideoError(f"{where}: the image is empty ({image.shape[0]}x{image.shape[1]} pixels); give a frame with pixels")
     return image
 
 
@@ -226,6 +228,10 @@ def open_source(spec: str | os.PathLike | int | Iterable[np.ndarray]) -> FrameSo
     raise VideoError(f"cannot read frames from a {type(spec).__name__}: give a path, a camera index or an iterable of arrays")
 
 
+#: OpenCV's mp4v writer refuses frames with a side of 1 (isOpened() is False), whatever the container.
+MIN_VIDEO_SIDE = 2
+
+
 class VideoWriter:
     """Writes an .mp4 (fourcc mp4v) atomically: frames go to a temporary file beside ``path``,
     which replaces ``path`` on :meth:`close` once it decodes, and is removed if the ``with`` block raises.
@@ -274,10 +280,7 @@ class VideoWriter:
             )
             if not self._writer.isOpened():
                 self.abort()
-                raise VideoError(
-                    f"cannot write video {self.path} with fourcc {self.fourcc!r}: this OpenCV build has no such "
-                    "encoder for that container (use .mp4 with mp4v)"
-                )
+                raise VideoError(_open_failure(self.path, self.fourcc, size))
             self._size = size
         elif size != self._size:
             raise VideoError(
@@ -359,6 +362,21 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _open_failure(path: Path, fourcc: str, size: tuple[int, int]) -> str:
+    """Why OpenCV could not open a video writer, told apart from its one False: the path, the frame size, the codec."""
+    if path.is_dir():
+        return f"cannot write video {path}: it is a directory; give a file path inside it (e.g. {path / 'overlay.mp4'})"
+    if min(size) < MIN_VIDEO_SIDE:
+        return (
+            f"cannot write video {path}: frames of {size[0]}x{size[1]} (HxW) are too small for the {fourcc} encoder, "
+            f"which needs both sides >= {MIN_VIDEO_SIDE}; use larger frames, or --labels-dir for label PNGs instead"
+        )
+    return (
+        f"cannot write video {path} with fourcc {fourcc!r}: this OpenCV build has no such encoder for that container "
+        "(use .mp4 with mp4v)"
+    )
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], *, fps: float) -> int:

@@ -25,7 +25,7 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="run deep feature flow over a video and time it")
-    parser.add_argument("model", help="export directory (`dff export`); a checkpoint for --backend torch")
+    parser.add_argument("model", help="export directory (`dff export`); for --backend torch a checkpoint (.safetensors, or the folder holding model.safetensors)")
     parser.add_argument("source", help="video file, folder of frames (numeric order) or camera index")
     parser.add_argument("--backend", default="onnxruntime", help="inference backend: onnxruntime (default), openvino, torch, tensorrt")
     parser.add_argument(
