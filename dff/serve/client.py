@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from dff.errors import DFFError
 from dff.serve.repository import BATCH, FRAME, HELD, KEY, LABELS
+from dff.sources import Frame
 
 
 class ServeError(DFFError):
@@ -173,3 +175,13 @@ class StreamClient:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+def stream_frames(client: StreamClient, frames: Iterable[Frame]) -> Iterator[tuple[Frame, ServedFrame]]:
+    """Send ``frames`` as one sequence, the last one with END (one frame read ahead to know it is the last)."""
+    iterator = iter(frames)
+    current = next(iterator, None)
+    while current is not None:
+        following = next(iterator, None)
+        yield current, client.send(current.image, end=following is None)
+        current = following

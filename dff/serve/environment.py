@@ -90,6 +90,18 @@ class ServerEnvironment:
         return env
 
 
+@dataclass(frozen=True)
+class InstalledServer:
+    """A ``tritonserver`` installed otherwise (a container's, one on PATH): its own backends and Python, the
+    environment as it is."""
+
+    tritonserver: Path
+    backend_directory: Path | None = None
+
+    def process_environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        return dict(os.environ if base is None else base)
+
+
 def _libpython_dir() -> str:
     if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
         raise ServerEnvironmentError(

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from dff.atomic import check_output_dir
 from dff.errors import ConfigError, OutputError
 from dff.manifest import load_manifest
+from dff.runtime.backends import backend_options
 
 Device = Literal["cpu", "gpu"]
 #: Tensor names of the model's interface (the client uses the same).
@@ -121,6 +122,10 @@ def write_repository(export_dir: str | Path, out: str | Path, settings: ModelSet
     the model's folder is staged beside it and renamed into place, so a failed write leaves no half model."""
     export_dir, out = Path(export_dir), Path(out)
     manifest = load_manifest(export_dir)  # a missing or corrupt export fails here, naming the problem
+    known = backend_options(settings.backend)  # an unknown backend or option fails now, not when the server loads
+    unknown = sorted(set(settings.options) - set(known))
+    if unknown:
+        raise ConfigError(f"backend {settings.backend!r} takes no option(s) {unknown}; its options are {known}")
     check_output_dir(out, "--out")
     model_dir = out / settings.name
     if model_dir.exists() and not (model_dir / "config.pbtxt").is_file():

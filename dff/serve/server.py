@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dff.errors import DFFError
-from dff.serve.environment import ServerEnvironment
+from dff.serve.environment import InstalledServer, ServerEnvironment
 
 
 class ServerError(DFFError):
@@ -69,7 +69,7 @@ class TritonServer:
         self,
         repository: str | Path,
         *,
-        environment: ServerEnvironment,
+        environment: ServerEnvironment | InstalledServer,
         endpoints: Endpoints = Endpoints(),
         exit_timeout_s: int = 5,
         log_path: str | Path | None = None,
@@ -85,11 +85,11 @@ class TritonServer:
         self._log_start = 0
 
     def command(self) -> list[str]:
-        e = self.endpoints
+        e, backends = self.endpoints, self.environment.backend_directory
         return [
             str(self.environment.tritonserver),
             f"--model-repository={self.repository.resolve()}",
-            f"--backend-directory={self.environment.backend_directory}",
+            *([f"--backend-directory={backends}"] if backends is not None else []),
             f"--http-address={e.host}",
             f"--http-port={e.http_port}",
             f"--grpc-address={e.host}",
