@@ -2,8 +2,8 @@
 
 The wheel pins numpy < 2 and its Python-backend stub must run the model with that numpy, so the server gets a
 virtual environment of its own (created once, cached): nvidia-pytriton, numpy < 2, the same onnxruntime as
-dff's (so served labels equal local ones), opencv and tqdm, and dff itself through a path file that exposes only
-the ``dff`` package (never the caller's site-packages with numpy 2).
+dff's (so served labels equal local ones), opencv and tqdm; dff itself reaches the stub through PYTHONPATH, a
+folder exposing only the ``dff`` package (never the caller's site-packages with numpy 2).
 
 Three things the stub needs to start, found in the trial of issue 14: it must sit next to
 ``libtriton_python.so`` in a backend directory passed with ``--backend-directory``; the interpreter's own
@@ -13,6 +13,8 @@ embedded interpreter looks for the ``python`` whose ``pyvenv.cfg`` gives it the 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -87,7 +89,20 @@ class ServerEnvironment:
             libraries.append(env["LD_LIBRARY_PATH"])
         env["LD_LIBRARY_PATH"] = os.pathsep.join(libraries)
         env["PYTHONNOUSERSITE"] = "1"
+        env["PYTHONPATH"] = str(self._dff_path())
         return env
+
+    def _dff_path(self) -> Path:
+        """A folder holding only a link to this dff package: dff on the stub's path without the caller's
+        site-packages (numpy 2). One per dff location, so worktrees and versions share the environment."""
+        package = Path(dff.__file__).resolve().parent
+        folder = self.root / "dff-package" / hashlib.sha256(str(package).encode()).hexdigest()[:16]
+        if not (folder / "dff").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            staged = folder / f".dff-{os.getpid()}"
+            staged.symlink_to(package, target_is_directory=True)
+            os.replace(staged, folder / "dff")  # atomic: servers starting together see one link
+        return folder
 
 
 @dataclass(frozen=True)
@@ -115,10 +130,19 @@ def ensure_server_environment(root: str | Path | None = None, *, log=print) -> S
     """The server environment at ``root`` (default :func:`default_location`), created on first use (about a minute,
     needs pip's package index) and reused while its requirements are unchanged."""
     env = ServerEnvironment(Path(root) if root is not None else default_location())
-    wanted = "\n".join(requirements() + [str(Path(dff.__file__).parent)])
+    env.root.parent.mkdir(parents=True, exist_ok=True)
+    # One creator at a time (test sessions, benchmarks and `dff serve` may start together); the others wait.
+    with open(env.root.parent / f".{env.root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _ensure(env, log)
+    return env
+
+
+def _ensure(env: ServerEnvironment, log) -> None:
+    wanted = "\n".join(requirements())
     ready = env.root / _READY
     if ready.is_file() and ready.read_text() == wanted and env.tritonserver.is_file():
-        return env
+        return
     if env.root.exists() and not (env.root / _MARKER).is_file():
         raise ServerEnvironmentError(
             f"{env.root} exists and is not a dff server environment; remove it or set DFF_SERVER_ENV to another folder"
@@ -130,14 +154,8 @@ def ensure_server_environment(root: str | Path | None = None, *, log=print) -> S
     log(f"creating the Triton server environment in {env.root} (once; about a minute)")
     _run([sys.executable, "-m", "venv", str(env.root)], "create the virtual environment")
     _run([str(env.python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements()], "install")
-    # dff alone on the server's path: a folder holding only a link to this dff package.
-    exposed = env.root / "dff-package"
-    exposed.mkdir()
-    (exposed / "dff").symlink_to(Path(dff.__file__).resolve().parent, target_is_directory=True)
-    (env.site_packages / "dff-package.pth").write_text(f"{exposed}\n")
     _make_backend_directory(env)
     ready.write_text(wanted)
-    return env
 
 
 def _make_backend_directory(env: ServerEnvironment) -> None:
