@@ -234,3 +234,32 @@ def test_dff_serve_stops_on_sigterm_with_streams_open(repository: Path, server_e
     rest = serve.stdout.read()
     assert status == 0 and "stopped (tritonserver exit status" in rest
     assert stopped_in < 2 + 5, f"took {stopped_in:.1f} s to stop with open streams (exit timeout 2 s)"
+
+
+def test_a_server_restart_mid_stream_restarts_the_sequence(
+    repository: Path, server_env: ServerEnvironment, tiny_export: Path, tmp_path: Path
+) -> None:
+    frames = vtest_frames(6, SIZE, start=200)
+    expected = local_results(tiny_export, frames, restart_at=(3,))
+    endpoints = Endpoints.free()
+    first = TritonServer(  # exit timeout 1 s: Triton waits that long for the open sequence when stopped
+        repository, environment=server_env, endpoints=endpoints, exit_timeout_s=1, log_path=tmp_path / "log"
+    ).start()
+    answers = []
+    with StreamClient(endpoints.grpc, reconnect_s=60) as client:
+        try:
+            answers += [client.send(image) for image in frames[:3]]
+        finally:
+            first.stop()
+        second = TritonServer(repository, environment=server_env, endpoints=endpoints, log_path=tmp_path / "log")
+        restarting = threading.Thread(target=second.start)  # the client waits for it on its next frame
+        restarting.start()
+        try:
+            answers += [client.send(image) for image in frames[3:]]
+        finally:
+            restarting.join()
+            second.stop()
+        assert client.restarts == 1 and client.frames == len(frames)
+    assert [a.restarted for a in answers] == [False] * 3 + [True, False, False]
+    assert [a.key for a in answers] == [e.key for e in expected] and answers[3].key
+    assert all(np.array_equal(a.labels, e.labels) for a, e in zip(answers, expected))

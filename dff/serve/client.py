@@ -162,8 +162,11 @@ class StreamClient:
     def _wait_for_server(self) -> None:
         deadline = time.monotonic() + self.reconnect_s
         while time.monotonic() < deadline:
+            # A fresh channel each try: a broken one waits out gRPC's growing reconnect back-off (seconds).
+            self._client.close()
+            self._client = self._grpc.InferenceServerClient(self.url)
             try:
-                if self._client.is_model_ready(self.model):
+                if self._client.is_model_ready(self.model, client_timeout=1.0):
                     return
             except self._error_type:
                 pass
