@@ -134,23 +134,25 @@ def test_bad_requests_get_clear_errors_and_other_streams_go_on(server: TritonSer
 
 
 def test_an_idle_stream_is_freed_and_its_client_restarts_with_a_key_frame(server: TritonServer, tiny_export: Path) -> None:
-    frames = vtest_frames(6, SIZE, start=100)
-    expected = local_results(tiny_export, frames, restart_at=(4,))
-    answers = []
-    with StreamClient(server.endpoints.grpc) as client:
-        for image in frames[:4]:
-            answers.append(client.send(image))
-        held_before = answers[-1].held
-        time.sleep(IDLE_S + 1.0)  # past Triton's idle timeout and the model's own
-        for image in frames[4:]:
-            answers.append(client.send(image))
-        assert client.restarts == 1 and client.frames == len(frames)
-    assert [a.restarted for a in answers] == [False] * 4 + [True, False]
-    assert answers[4].key
-    assert [a.key for a in answers] == [e.key for e in expected]
-    assert all(np.array_equal(a.labels, e.labels) for a, e in zip(answers, expected))
-    # The freed sequence's state was released: the model holds only the restarted one now.
-    assert held_before >= 1 and answers[4].held == 1
+    busy_frames, idle_frames = vtest_frames(6, SIZE, start=100), vtest_frames(4, SIZE, start=300)
+    with StreamClient(server.endpoints.grpc) as busy, StreamClient(server.endpoints.grpc) as idle:
+        busy_answers = [busy.send(busy_frames[0])]
+        idle_answers = [idle.send(image) for image in idle_frames[:2]]
+        both = idle_answers[-1]
+        for image in busy_frames[1:]:  # the busy stream keeps sending; the idle one goes past the timeout
+            time.sleep(IDLE_S / 3)
+            busy_answers.append(busy.send(image))
+        alone = busy_answers[-1]
+        idle_answers += [idle.send(image) for image in idle_frames[2:]]
+        assert idle.restarts == 1 and busy.restarts == 0 and idle.frames == len(idle_frames)
+    # The freed stream's memory was released (measured by the model: key frames and key features it holds).
+    assert both.held == 2 and alone.held == 1
+    assert alone.state_bytes > 0 and both.state_bytes == 2 * alone.state_bytes
+    assert [a.restarted for a in idle_answers] == [False, False, True, False] and idle_answers[2].key
+    for answers, frames, restarts in ((busy_answers, busy_frames, ()), (idle_answers, idle_frames, (2,))):
+        expected = local_results(tiny_export, frames, restart_at=restarts)
+        assert [a.key for a in answers] == [e.key for e in expected]
+        assert all(np.array_equal(a.labels, e.labels) for a, e in zip(answers, expected))
 
 
 def broken_repository(root: Path, body: str) -> Path:

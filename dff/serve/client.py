@@ -21,7 +21,7 @@ from types import TracebackType
 import numpy as np
 
 from dff.errors import DFFError
-from dff.serve.repository import BATCH, FRAME, HELD, KEY, LABELS
+from dff.serve.repository import BATCH, FRAME, HELD, KEY, LABELS, STATE
 from dff.sources import Frame
 
 
@@ -41,12 +41,14 @@ class ServedModel:
 @dataclass(frozen=True)
 class ServedFrame:
     """One frame's answer: labels at the frame's size, key frame or not, the size of the server's batch it ran in,
-    the sequences the serving instance held, the round trip, and whether its sequence was restarted for it."""
+    the sequences the serving instance held and the bytes of their state, the round trip, and whether its sequence
+    was restarted for it."""
 
     labels: np.ndarray
     key: bool
     batch: int
     held: int
+    state_bytes: int
     latency_ms: float
     restarted: bool
 
@@ -130,6 +132,7 @@ class StreamClient:
             key=bool(result.as_numpy(KEY).reshape(-1)[0]),
             batch=int(result.as_numpy(BATCH).reshape(-1)[0]),
             held=int(result.as_numpy(HELD).reshape(-1)[0]),
+            state_bytes=int(result.as_numpy(STATE).reshape(-1)[0]),
             latency_ms=latency_ms,
             restarted=restarted,
         )
@@ -148,7 +151,7 @@ class StreamClient:
     def _infer(self, image: np.ndarray, *, start: bool, end: bool):
         frame = self._grpc.InferInput(FRAME, [1, *image.shape], "UINT8")
         frame.set_data_from_numpy(np.ascontiguousarray(image)[None])
-        outputs = [self._grpc.InferRequestedOutput(name) for name in (LABELS, KEY, BATCH, HELD)]
+        outputs = [self._grpc.InferRequestedOutput(name) for name in (LABELS, KEY, BATCH, HELD, STATE)]
         return self._client.infer(
             self.model,
             [frame],

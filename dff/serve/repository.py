@@ -25,7 +25,7 @@ from dff.runtime.backends import backend_options
 
 Device = Literal["cpu", "gpu"]
 #: Tensor names of the model's interface (the client uses the same).
-FRAME, LABELS, KEY, BATCH, HELD = "FRAME", "LABELS", "KEY", "BATCH", "SEQUENCES"
+FRAME, LABELS, KEY, BATCH, HELD, STATE = "FRAME", "LABELS", "KEY", "BATCH", "SEQUENCES", "STATE_BYTES"
 START, END, CORRID = "START", "END", "CORRID"
 
 
@@ -110,7 +110,8 @@ output [
   {{ name: "{LABELS}" data_type: TYPE_UINT8 dims: [ -1, -1 ] }},
   {{ name: "{KEY}" data_type: TYPE_UINT8 dims: [ 1 ] }},
   {{ name: "{BATCH}" data_type: TYPE_INT32 dims: [ 1 ] }},
-  {{ name: "{HELD}" data_type: TYPE_INT32 dims: [ 1 ] }}
+  {{ name: "{HELD}" data_type: TYPE_INT32 dims: [ 1 ] }},
+  {{ name: "{STATE}" data_type: TYPE_INT64 dims: [ 1 ] }}
 ]
 instance_group [ {{ count: {settings.instances} kind: {kind}{gpus} }} ]
 {params}

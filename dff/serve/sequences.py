@@ -28,6 +28,25 @@ from dff.runtime.streams import MultiStreamRuntime, StreamState
 from dff.sources import check_image
 
 
+_ORT_ITEM_BYTES = {"float": 4, "float16": 2, "double": 8, "uint8": 1, "int8": 1, "int32": 4, "int64": 8, "bool": 1}
+
+
+def handle_bytes(handle: object) -> int:
+    """Memory of a backend handle: numpy and torch arrays (``nbytes``), OpenVINO tensors (``byte_size``), ONNX Runtime
+    OrtValues (shape × element size), tuples of these; 0 for None."""
+    if handle is None:
+        return 0
+    if isinstance(handle, (tuple, list)):
+        return sum(handle_bytes(item) for item in handle)
+    for attribute in ("nbytes", "byte_size"):
+        if isinstance(getattr(handle, attribute, None), int):
+            return getattr(handle, attribute)
+    if callable(getattr(handle, "shape", None)) and callable(getattr(handle, "data_type", None)):  # OrtValue
+        element = handle.data_type().removeprefix("tensor(").removesuffix(")")
+        return int(np.prod(handle.shape())) * _ORT_ITEM_BYTES[element]
+    raise TypeError(f"cannot tell the size of a {type(handle).__name__} handle")
+
+
 class UnknownSequence(DFFError):
     """A request without START for a sequence the model does not hold (never started, ended, freed when idle)."""
 
@@ -100,6 +119,10 @@ class SequenceRuntime(MultiStreamRuntime):
     def held(self) -> int:
         """Sequences whose state the model holds."""
         return len(self.streams)
+
+    def state_bytes(self) -> int:
+        """Bytes of the state held for all sequences: key frames and key features (the latter dominate)."""
+        return sum(handle_bytes(s.key_frame) + handle_bytes(s.key_feat) for s in self.streams.values())
 
     def _free_idle(self, now: float) -> int:
         idle = [s for s, seen in self._last_seen.items() if now - seen > self.idle_timeout_s]

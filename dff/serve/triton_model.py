@@ -20,7 +20,7 @@ import triton_python_backend_utils as pb_utils
 
 from dff.errors import DFFError
 from dff.runtime import open_backend
-from dff.serve.repository import BATCH, CORRID, END, FRAME, HELD, KEY, LABELS, START, ModelSettings
+from dff.serve.repository import BATCH, CORRID, END, FRAME, HELD, KEY, LABELS, START, STATE, ModelSettings
 from dff.serve.sequences import SequenceFrame, SequenceRuntime, UnknownSequence
 
 
@@ -85,6 +85,7 @@ class TritonPythonModel:
             return [pb_utils.InferenceResponse(error=failure) for _ in requests]
         batch = np.array([[len(requests)]], np.int32)
         held = np.array([[self.sequences.held]], np.int32)
+        state = np.array([[self.sequences.state_bytes()]], np.int64)
         responses = []
         for item in order:
             result = item if isinstance(item, DFFError) else results[item]
@@ -97,6 +98,7 @@ class TritonPythonModel:
                 _output(KEY, np.array([[result.key]], np.uint8)),
                 _output(BATCH, batch),
                 _output(HELD, held),
+                _output(STATE, state),
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses
