@@ -25,6 +25,11 @@ from dff.serve.repository import BATCH, FRAME, HELD, KEY, LABELS, STATE
 from dff.sources import Frame
 
 
+#: Sent with every request, so that a load balancer in front of many servers can keep a stream on one server by
+#: hashing it (the sequence id itself travels inside the gRPC message, where balancers do not look).
+SEQUENCE_HEADER = "dff-sequence-id"
+
+
 class ServeError(DFFError):
     """The server refused a request, or cannot be reached."""
 
@@ -160,6 +165,7 @@ class StreamClient:
             sequence_start=start,
             sequence_end=end,
             client_timeout=self.timeout_s,
+            headers={SEQUENCE_HEADER: str(self.sequence_id)},
         )
 
     def _wait_for_server(self) -> None:
