@@ -130,11 +130,17 @@ def ensure_server_environment(root: str | Path | None = None, *, log=print) -> S
     """The server environment at ``root`` (default :func:`default_location`), created on first use (about a minute,
     needs pip's package index) and reused while its requirements are unchanged."""
     env = ServerEnvironment(Path(root) if root is not None else default_location())
-    env.root.parent.mkdir(parents=True, exist_ok=True)
-    # One creator at a time (test sessions, benchmarks and `dff serve` may start together); the others wait.
-    with open(env.root.parent / f".{env.root.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        _ensure(env, log)
+    try:
+        env.root.parent.mkdir(parents=True, exist_ok=True)
+        # One creator at a time (test sessions, benchmarks and `dff serve` may start together); the others wait.
+        with open(env.root.parent / f".{env.root.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _ensure(env, log)
+    except OSError as error:
+        raise ServerEnvironmentError(
+            f"cannot create the Triton server environment in {env.root}: {error.strerror or error}; "
+            "set DFF_SERVER_ENV (or `dff serve --server-env`) to a writable folder"
+        ) from None
     return env
 
 
