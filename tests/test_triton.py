@@ -265,3 +265,13 @@ def test_a_server_restart_mid_stream_restarts_the_sequence(
     assert [a.restarted for a in answers] == [False] * 3 + [True, False, False]
     assert [a.key for a in answers] == [e.key for e in expected] and answers[3].key
     assert all(np.array_equal(a.labels, e.labels) for a, e in zip(answers, expected))
+
+
+def test_dff_serve_reports_a_model_that_cannot_load_in_one_line(server_env: ServerEnvironment, tmp_path: Path, capsys) -> None:
+    repo = broken_repository(tmp_path / "repo", "raise RuntimeError('cannot load: bad weights')")
+    endpoints = Endpoints.free()
+    assert main(["serve", str(repo), "--http-port", str(endpoints.http_port), "--grpc-port", str(endpoints.grpc_port),
+                 "--metrics-port", str(endpoints.metrics_port), "--server-env", str(server_env.root)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("dff serve: error: tritonserver exited") and "cannot load: bad weights" in error
+    assert len(error.splitlines()) == 1

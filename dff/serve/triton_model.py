@@ -105,4 +105,9 @@ class TritonPythonModel:
 
     def finalize(self) -> None:
         self._stop.set()
+        s = self.sequences
+        pb_utils.Logger.log_info(
+            f"dff model: {s.calls} execute calls, {s.requests} requests, largest batch {s.largest_batch}, "
+            f"{s.freed_idle} idle sequence(s) freed, {s.held} held at shutdown"
+        )
         self.backend.close()
