@@ -275,3 +275,19 @@ def test_dff_serve_reports_a_model_that_cannot_load_in_one_line(server_env: Serv
     error = capsys.readouterr().err.strip()
     assert error.startswith("dff serve: error: tritonserver exited") and "cannot load: bad weights" in error
     assert len(error.splitlines()) == 1
+
+
+def test_dff_stream_with_several_sources_is_several_streams(server: TritonServer, tmp_path: Path, capsys) -> None:
+    import cv2
+
+    clip = small_clip(tmp_path / "clip.avi", 5, size=SIZE)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image in enumerate(vtest_frames(4, SIZE, start=50)):
+        cv2.imwrite(str(folder / f"frame{i}.png"), image)
+    assert main(["stream", server.endpoints.grpc, str(clip), str(folder), "--sequence-id", "4242"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{clip}: streamed 5 frames as sequence 4242" in printed
+    assert f"{folder}: streamed 4 frames as sequence 4243" in printed
+    assert main(["stream", server.endpoints.grpc, str(clip), str(folder), "--log", str(tmp_path / "t.jsonl")]) == 2
+    assert "take one source" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 
 from dff.commands.run import parse_option
 from dff.errors import ConfigError, VideoError
@@ -47,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     stream = subparsers.add_parser("stream", help="stream a video to a served model and get its labels back")
     stream.add_argument("server", help="HOST:PORT of the server's gRPC endpoint (e.g. 127.0.0.1:8001)")
-    stream.add_argument("source", help="video file, folder of frames (numeric order) or camera index")
+    stream.add_argument("source", nargs="+",
+                        help="video file, folder of frames (numeric order) or camera index; several: several streams")
     stream.add_argument("--model", default="dff", help="model name on the server (default dff)")
     stream.add_argument("--sequence-id", type=int, help="the stream's sequence id (default: random)")
     stream.add_argument("--out", help="overlay video to write (.mp4)")
@@ -110,19 +112,47 @@ def serve_repository(args: argparse.Namespace) -> int:
 
 def stream_source(args: argparse.Namespace) -> int:
     from dff.atomic import check_output_dir, check_output_file
+
+    if len(args.source) > 1 and (args.out or args.labels_dir or args.log):
+        raise ConfigError("--out, --labels-dir and --log take one source: run one `dff stream` per source to write them")
+    for path, what in ((args.out, "--out"), (args.log, "--log")):
+        if path:
+            check_output_file(path, what)
+    if args.labels_dir:
+        check_output_dir(args.labels_dir, "--labels-dir")
+    if len(args.source) == 1:
+        print("\n".join(_stream_one(args, args.source[0], args.sequence_id, progress=not args.no_progress)))
+        return 0
+    # Several sources: several streams, one thread and one sequence each.
+    reports: list[list[str] | BaseException] = [[] for _ in args.source]
+
+    def run(k: int) -> None:
+        try:
+            sequence = None if args.sequence_id is None else args.sequence_id + k
+            reports[k] = _stream_one(args, args.source[k], sequence, progress=False)
+        except Exception as error:  # reported below, per source
+            reports[k] = error
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(args.source))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for source, report in zip(args.source, reports):
+        print(f"{source}: error: {report}" if isinstance(report, BaseException) else "\n".join(report))
+    return 1 if any(isinstance(report, BaseException) for report in reports) else 0
+
+
+def _stream_one(args: argparse.Namespace, spec: str, sequence_id: int | None, *, progress: bool) -> list[str]:
+    """Stream ``spec`` as one sequence, writing the outputs ``args`` names; the summary's lines."""
     from dff.runtime import FrameResult, RunOutputs
     from dff.runtime.timing import FrameTiming
     from dff.runtime.video import RunReport
     from dff.serve.client import StreamClient, stream_frames
     from dff.sources import open_source
 
-    for path, what in ((args.out, "--out"), (args.log, "--log")):
-        if path:
-            check_output_file(path, what)
-    if args.labels_dir:
-        check_output_dir(args.labels_dir, "--labels-dir")
-    source = open_source(args.source)
-    with StreamClient(args.server, model=args.model, sequence_id=args.sequence_id) as client:
+    source = open_source(spec)
+    with StreamClient(args.server, model=args.model, sequence_id=sequence_id) as client:
         model = client.model_info()
         outputs = RunOutputs(
             num_classes=len(model.class_names),
@@ -133,21 +163,21 @@ def stream_source(args: argparse.Namespace) -> int:
         )
         timings = []
         with outputs:
-            frames = source if args.no_progress else _progress(source)
-            for frame, served in stream_frames(client, frames):
+            for frame, served in stream_frames(client, _progress(source) if progress else source):
                 timing = FrameTiming(index=frame.index, key=served.key, stages_ms={"round trip": served.latency_ms})
                 outputs.write(frame, FrameResult(labels=served.labels, key=served.key, timing=timing))
                 timings.append(timing)
             if not timings:
-                raise VideoError(f"{args.source} gave no readable frames; nothing was sent")
-    report = RunReport.of(timings, interval=model.interval, source=source)
-    print(f"streamed {len(timings)} frames as sequence {client.sequence_id} to {args.server} (model {args.model}); "
-          f"{sum(t.key for t in timings)} key frames; {client.restarts} restart(s) of a lost sequence")
-    print("\n".join(report.lines()))
+                raise VideoError(f"{spec} gave no readable frames; nothing was sent")
+    lines = [
+        f"{spec}: streamed {len(timings)} frames as sequence {client.sequence_id} to {args.server} (model "
+        f"{args.model}); {sum(t.key for t in timings)} key frames; {client.restarts} restart(s) of a lost sequence"
+    ]
+    lines += RunReport.of(timings, interval=model.interval, source=source).lines()
     for label, path in (("overlay video", args.out), ("labels", args.labels_dir), ("timing log", args.log)):
         if path:
-            print(f"wrote {label}: {path}")
-    return 0
+            lines.append(f"wrote {label}: {path}")
+    return lines
 
 
 def _progress(source):

@@ -82,11 +82,12 @@ def model_config(settings: ModelSettings, class_names: tuple[str, ...]) -> str:
     idle_us = int(settings.idle_timeout_s * 1e6)
     kind = "KIND_GPU" if settings.device == "gpu" else "KIND_CPU"
     gpus = f"\n    gpus: [{', '.join(map(str, settings.gpus))}]" if settings.gpus else ""
-    parameters = {**settings.parameters(), "class_names": json.dumps(list(class_names))}
+    parameters = {**settings.parameters(), "class_names": json.dumps(list(class_names), ensure_ascii=False)}
     if settings.execution_env:
         parameters["EXECUTION_ENV_PATH"] = settings.execution_env
     params = "\n".join(
-        f'parameters {{ key: "{key}" value {{ string_value: {json.dumps(value)} }} }}' for key, value in parameters.items()
+        f'parameters {{ key: "{key}" value {{ string_value: {json.dumps(value, ensure_ascii=False)} }} }}'
+        for key, value in parameters.items()
     )
     return f"""name: "{settings.name}"
 backend: "python"

@@ -21,7 +21,7 @@ import triton_python_backend_utils as pb_utils
 from dff.errors import DFFError
 from dff.runtime import open_backend
 from dff.serve.repository import BATCH, CORRID, END, FRAME, HELD, KEY, LABELS, START, STATE, ModelSettings
-from dff.serve.sequences import SequenceFrame, SequenceRuntime, UnknownSequence
+from dff.serve.sequences import SequenceFrame, SequenceRuntime
 
 
 def _input(request: object, name: str) -> np.ndarray:
@@ -72,7 +72,7 @@ class TritonPythonModel:
         for request in requests:
             sequence = int(_input(request, CORRID).reshape(-1)[0])
             if sequence in frames:
-                order.append(UnknownSequence(f"two requests of sequence {sequence} in one batch"))
+                order.append(DFFError(f"two requests of sequence {sequence} in one batch: send a stream's frames in order"))
                 continue
             frames[sequence] = SequenceFrame(
                 image=_input(request, FRAME)[0], start=_flag(request, START), end=_flag(request, END)
