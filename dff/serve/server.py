@@ -23,6 +23,10 @@ from dff.errors import DFFError
 from dff.serve.environment import InstalledServer, ServerEnvironment
 
 
+#: Errors a server without a usable GPU always logs; they hide the one that matters.
+_NOISE = ("CudaDriverHelper", "NVML", "DCGM")
+
+
 class ServerError(DFFError):
     """The server did not start, did not become ready in time, or exited."""
 
@@ -156,7 +160,7 @@ class TritonServer:
                 text = log.read().decode(errors="replace").splitlines()
         except OSError:
             return "(no log)"
-        errors = [line for line in text if line.startswith("E") or "rror" in line]
+        errors = [line for line in text if (line.startswith("E") or "rror" in line) and not any(n in line for n in _NOISE)]
         return " | ".join(line.strip() for line in (errors or text)[-lines:]) or "(empty)"
 
     def stop(self, *, grace_s: float = 10.0) -> int | None:
