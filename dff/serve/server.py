@@ -108,7 +108,9 @@ class TritonServer:
     def start(self, *, ready_timeout_s: float = 60.0) -> TritonServer:
         """Start the server and wait until it and its models are ready; ServerError with its log's end otherwise."""
         if not self.repository.is_dir():
-            raise ServerError(f"model repository {self.repository} does not exist: write one with `dff triton EXPORT --out {self.repository}`")
+            raise ServerError(
+                f"model repository {self.repository} does not exist: write one with `dff triton EXPORT --out {self.repository}`"
+            )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # appended to: a log the user named keeps its earlier runs
             self._log_start = log.tell()

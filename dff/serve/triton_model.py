@@ -50,8 +50,15 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         settings = ModelSettings.from_parameters({k: v["string_value"] for k, v in config["parameters"].items()})
         options = dict(settings.options)
-        if args["model_instance_kind"] == "GPU" and settings.backend == "onnxruntime":
-            options.setdefault("device_id", int(args["model_instance_device_id"]))
+        if args["model_instance_kind"] == "GPU":  # the instance's GPU, in each backend's own option
+            gpu = int(args["model_instance_device_id"])
+            device_option = {
+                "onnxruntime": ("device_id", gpu),
+                "tensorrt": ("device", gpu),
+                "torch": ("device", f"cuda:{gpu}"),
+            }
+            if settings.backend in device_option:
+                options.setdefault(*device_option[settings.backend])
         export = Path(args["model_repository"]) / args["model_version"] / "export"
         self.backend = open_backend(settings.backend, model=export, **options)
         self.sequences = SequenceRuntime(
@@ -72,7 +79,7 @@ class TritonPythonModel:
         for request in requests:
             sequence = int(_input(request, CORRID).reshape(-1)[0])
             if sequence in frames:
-                order.append(DFFError(f"two requests of sequence {sequence} in one batch: send a stream's frames in order"))
+                order.append(DFFError(f"two requests of sequence {sequence} in one batch: send its frames in order"))
                 continue
             frames[sequence] = SequenceFrame(
                 image=_input(request, FRAME)[0], start=_flag(request, START), end=_flag(request, END)
