@@ -43,6 +43,7 @@ from dff.export.torch_graphs import FeatureGraph, FlowGraph, TaskGraph
 from dff.frames import FEATURE_STRIDE
 from dff.manifest import FEAT, FLOW, KEY_FEAT, LABELS, PROBS, SCALE, Manifest, ModelFile, TensorSpec, load_manifest, sha256_file
 from dff.ops.warp import warp
+from dff.runtime.adaptive_signals import FLOW_STATS
 from dff.sources import open_source
 
 #: Allowed ``max_rel`` (and label margin) per export dtype. float32 graphs differ from PyTorch by reordered
@@ -164,7 +165,12 @@ class Reference:
         self.name = "the checkpoint in PyTorch, float32; warp: dff.ops.warp (PyTorch, float64)"
         graphs = {
             "feature": FeatureGraph(feature_net=model.feature_net, config=config, dtype=torch.float32),
-            "flow": FlowGraph(flow_net=model.flow_net, config=config, dtype=torch.float32),
+            "flow": FlowGraph(
+                flow_net=model.flow_net,
+                config=config,
+                dtype=torch.float32,
+                statistics=any(spec.name == FLOW_STATS for spec in self._files["flow"].outputs),
+            ),
             "task": TaskGraph(task_net=model.task_net),
         }
         self._networks = {role: self._torch_runner(role, graph.eval()) for role, graph in graphs.items()}

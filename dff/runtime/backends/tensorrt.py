@@ -39,6 +39,7 @@ from dff.engines.loaders import EngineFromBytes, import_tensorrt, load_plugin_li
 from dff.engines.records import ROLES, check_plugin_library, read_engine, select_record
 from dff.errors import InputSizeError
 from dff.manifest import SizeRange, load_manifest
+from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
 
 #: Engines whose enqueues become CUDA graphs: the non-key path (Algorithm 1, lines 11-12).
@@ -286,20 +287,28 @@ class TensorRTBackend(Backend):
 
     def flow(self, key_frame: FrameHandle, frame: FrameHandle) -> FlowHandle:
         out = self._run("flow", {names.KEY_FRAME: key_frame, names.FRAME: frame})
-        return out[names.FLOW], out[names.SCALE]
+        # The statistics are the flow engine's third output where flow.onnx has them (exports after issue 16).
+        return (out[names.FLOW], out[names.SCALE]) + ((out[FLOW_STATS],) if FLOW_STATS in out else ())
+
+    def flow_statistics(self, flow: FlowHandle) -> FlowStatistics | None:
+        return FlowStatistics.from_array(self._to_host(flow[2], np.float32)) if len(flow) > 2 else None
 
     def warp(self, key_feat: FeatureHandle, flow: FlowHandle) -> FeatureHandle:
-        flow_field, scale = flow
+        flow_field, scale = flow[:2]
         return self._run("warp", {names.KEY_FEAT: key_feat, names.FLOW: flow_field, names.SCALE: scale})[names.FEAT]
 
     def task(self, feat: FeatureHandle) -> LabelHandle:
         return self._run("task", {names.FEAT: feat})[names.LABELS]  # scores and probs go back to the pool
 
     def download(self, labels: LabelHandle) -> np.ndarray:
-        host = np.empty(labels.shape[1:], dtype=np.uint8)
+        return self._to_host(labels, np.uint8)[0]
+
+    def _to_host(self, tensor: DeviceTensor, dtype: type[np.generic]) -> np.ndarray:
+        """Wait for ``tensor`` and copy it into a new host array."""
+        host = np.empty(tensor.shape, dtype=dtype)
         kind = self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         call(
-            self._cudart.cudaMemcpyAsync(host.ctypes.data, labels.pointer, labels.nbytes, kind, self._stream),
+            self._cudart.cudaMemcpyAsync(host.ctypes.data, tensor.pointer, tensor.nbytes, kind, self._stream),
             "cudaMemcpyAsync",
         )
         self.synchronize()
