@@ -13,7 +13,7 @@ from dff.export import ExportOptions, export_checkpoint
 from dff.manifest import load_manifest
 from dff.ops.flow_statistics import flow_statistics
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
-from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics, thumbnail, thumbnail_distance
+from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics, cut_score, thumbnail, thumbnail_distance
 
 SIZE = (128, 160)
 
@@ -24,7 +24,7 @@ def numpy_statistics(flow: np.ndarray, scale: np.ndarray) -> np.ndarray:
     magnitude = np.hypot(flow[0], flow[1]).astype(np.float64)
     y, x = np.mgrid[0:h, 0:w]
     rx, ry = x + flow[0], y + flow[1]
-    outside = (rx < 0) | (rx > w - 1) | (ry < 0) | (ry > h - 1)
+    outside = (rx < -0.5) | (rx > w - 0.5) | (ry < -0.5) | (ry > h - 0.5)
     return np.array([magnitude.mean(), magnitude.std(), outside.mean(), np.abs(scale - 1).mean()])
 
 
@@ -33,7 +33,7 @@ class TestFlowStatistics:
         generator = torch.Generator().manual_seed(0)
         flow = torch.randn(3, 2, 5, 7, generator=generator) * 2
         flow[0] = 0  # no motion: nothing outside, zero magnitude and spread
-        flow[1, :, 2, 3] = torch.tensor([-3.0, 0.0])  # x = 0 exactly: inside
+        flow[1, :, 2, 3] = torch.tensor([-3.5, 0.0])  # x = -0.5 exactly: inside (nearest to column 0)
         scale = 1 + 0.1 * torch.randn(3, 4, 5, 7, generator=generator)
         got = flow_statistics(flow, scale).numpy()
         assert got.shape == (3, 4) and got.dtype == np.float32
@@ -45,8 +45,10 @@ class TestFlowStatistics:
         flow, scale = torch.ones(1, 2, 4, 4, dtype=torch.float16), torch.ones(1, 3, 4, 4, dtype=torch.float16)
         got = flow_statistics(flow, scale)
         assert got.dtype == torch.float32
-        # Everything moves one cell right and down: the last column and the last row read outside (7 of 16).
+        # Everything reads one cell right and down: the last column and the last row read outside (7 of 16).
         np.testing.assert_allclose(got[0].numpy(), [np.sqrt(2), 0, 7 / 16, 0], atol=1e-6)
+        half = flow_statistics(flow * 0.5, scale)  # half a cell out at the rim: still nearest to a cell
+        assert half[0, 2] == 0
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +121,13 @@ class TestBackends:
 
 
 class TestThumbnails:
-    def test_cut_far_from_motion(self):
+    def test_cut_scores_above_motion(self):
         video = vtest_frames(12, SIZE)
         other = np.ascontiguousarray(video[0][::-1, ::-1])  # another view of another scene: a cut
         thumbs = [thumbnail(image) for image in video]
-        assert thumbs[0].shape == (24, 32)
-        motion = max(thumbnail_distance(a, b) for a, b in zip(thumbs, thumbs[1:]))
-        assert thumbnail_distance(thumbnail(other), thumbs[0]) > 4 * motion
+        assert thumbs[0].grey.shape == (32, 32) and abs(thumbs[0].histogram.sum() - 1) < 1e-5
+        motion = max(cut_score(a, b) for a, b in zip(thumbs[1:], thumbs))
+        assert cut_score(thumbnail(other), thumbs[-1]) > 3 * motion
 
     def test_brightness_change_is_not_a_difference(self):
         image = vtest_frames(1, SIZE)[0]

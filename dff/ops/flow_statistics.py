@@ -4,8 +4,10 @@ For a flow M (N, 2, h, w) in feature-map pixels and a scale field S (N, C, h, w)
 
 0. mean |M|: how far, on average, the current frame's locations read in the key frame;
 1. spread of |M| (its standard deviation): non-rigid motion, objects moving against the background;
-2. the share of locations whose read point p + M(p) lies outside the key frame's map (content that
-   entered the view since the key frame; W fills it with zeros, Eq. 1-3);
+2. the share of locations whose read point p + M(p) lies more than half a cell outside the key frame's
+   map, i.e. nearest to no cell of it (content that entered the view since the key frame; W fills it with
+   zeros, Eq. 1-3). Half a cell, because on a map of 8 × 8 cells the border is 44% of the locations and any
+   tiny outward flow there would count;
 3. mean |S - 1|: the scale field departs from 1 where the network finds propagation failing (Section 3).
 
 Computed in float32 on the device as part of ``flow.onnx`` (output ``flow_stats``, (N, 4)) and by the
@@ -32,6 +34,6 @@ def flow_statistics(flow: Tensor, scale: Tensor) -> Tensor:
     y = ones.cumsum(dim=1) - 1 + v
     width = ones.sum(dim=2, keepdim=True)  # (N, h, 1): w at every row
     height = ones.sum(dim=1, keepdim=True)
-    outside = (x < 0) | (x > width - 1) | (y < 0) | (y > height - 1)
+    outside = (x < -0.5) | (x > width - 0.5) | (y < -0.5) | (y > height - 0.5)
     deviation = (scale - 1).abs().mean(dim=(1, 2, 3))
     return torch.stack([mean, spread, outside.float().mean(dim=(1, 2)), deviation], dim=1)

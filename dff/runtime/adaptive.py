@@ -16,9 +16,9 @@ signals the non-key path already has (:mod:`dff.runtime.adaptive_signals`):
   times exp(offset), where offset integrates (key - rate) frame by frame (gain ``gain``, clamped to
   ±``swing``): while unclamped, key frames over n frames differ from rate·n by at most 2·swing/gain,
   so the budget holds over a long run, and what a still stretch saves is spent on the next fast one.
-* **Always key**: the first frame, a new size (the base class), a scene cut (the frame's thumbnail far
-  from the previous frame's: the cut frame itself is the key frame), and a frame ``max_interval`` after
-  the last key frame.
+* **Always key**: the first frame, a new size (the base class), a scene cut (the frame's thumbnail
+  unlike the previous frame's, :func:`~dff.runtime.adaptive_signals.cut_score`: the cut frame itself is the
+  key frame), and a frame ``max_interval`` after the last key frame.
 
 When it decides (``decide``):
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -41,13 +42,15 @@ import numpy as np
 from dff.atomic import write_bytes_atomic, write_failure
 from dff.config import from_dict, to_dict
 from dff.errors import ConfigError
-from dff.runtime.adaptive_signals import STATISTICS_COUNT, FlowStatistics, thumbnail, thumbnail_distance
+from dff.runtime.adaptive_signals import STATISTICS_COUNT, FlowStatistics, Thumbnail, cut_score, thumbnail, thumbnail_distance
 from dff.runtime.scheduler import KeyFrameScheduler
 
 Decide = Literal["before", "after"]
 #: What the staleness model reads: F's statistics and the thumbnail change ("flow"), or the latter alone
 #: ("frame": exports without statistics).
 Signals = Literal["flow", "frame"]
+#: Points of pixel accuracy a propagated frame is assumed to lose at least (see Calibration.staleness).
+STALENESS_FLOOR = 0.01
 #: The calibration's file name beside an export's manifest.
 CALIBRATION_NAME = "keyframes.json"
 
@@ -56,9 +59,9 @@ CALIBRATION_NAME = "keyframes.json"
 class Calibration:
     """Thresholds and the staleness model, measured on training videos (never on the test videos).
 
-    ``weights`` and ``bias``: d = max(0, weights · x + bias), x the signals (:func:`signal_vector`), in
+    ``weights`` and ``bias``: d = max(STALENESS_FLOOR, weights · x + bias), x the signals (:func:`signal_vector`), in
     pixel-accuracy points lost; ``thresholds``: (key-frame rate, T) pairs measured on the training videos,
-    rates increasing; ``cut_distance``: thumbnail distance (grey levels) above which a frame is a cut;
+    rates increasing; ``cut_score``: :func:`~dff.runtime.adaptive_signals.cut_score` above which a frame is a cut;
     ``flow_sha256``: the ``flow.onnx`` it was measured with; ``videos``: what it was measured on.
     """
 
@@ -66,7 +69,7 @@ class Calibration:
     weights: tuple[float, ...]
     bias: float
     thresholds: tuple[tuple[float, float], ...]
-    cut_distance: float
+    cut_score: float
     flow_sha256: str | None = None
     videos: str = ""
 
@@ -78,8 +81,10 @@ class Calibration:
         if not (rates and rates == sorted(rates) and all(t > 0 for _, t in self.thresholds)):
             raise ConfigError(f"calibration thresholds must be (rate, T > 0) pairs with rates increasing, got {self.thresholds}")
 
-    def staleness(self, x: np.ndarray) -> float:
-        return max(0.0, float(np.dot(self.weights, x)) + self.bias)
+    def staleness(self, x: Sequence[float]) -> float:
+        # The floor keeps every frame adding a little: a still scene still reaches T (a slow clock), and the
+        # budget controller can always lower T to a rate the signals alone never reach.
+        return max(STALENESS_FLOOR, sum(w * v for w, v in zip(self.weights, x)) + self.bias)
 
     def threshold(self, rate: float) -> float:
         """T for ``rate``: interpolated in log-log between the measured pairs, extrapolated by the end segments."""
@@ -93,16 +98,16 @@ class Calibration:
         return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
 
-def signal_vector(signals: Signals, statistics: FlowStatistics | None, key_distance: float) -> np.ndarray:
+def signal_vector(signals: Signals, statistics: FlowStatistics | None, key_distance: float) -> tuple[float, ...]:
     """The staleness model's inputs: F's four statistics then the thumbnail distance to the key frame."""
     if signals == "frame":
-        return np.array([key_distance])
+        return (key_distance,)
     if statistics is None:
         raise ConfigError(
             "this calibration reads F's statistics, but the export's flow.onnx has none (exported before them): "
             "export the checkpoint again, or calibrate with signals='frame'"
         )
-    return np.array([*statistics.as_tuple(), key_distance])
+    return (*statistics.as_tuple(), key_distance)
 
 
 def save_calibration(path: str | Path, calibration: Calibration) -> Path:
@@ -163,9 +168,9 @@ class AdaptiveInterval(KeyFrameScheduler):
     def reset(self) -> None:
         super().reset()
         self._offset = 0.0  # log of T's factor: the budget's integral controller
-        self._previous: np.ndarray | None = None  # the previous frame's thumbnail
-        self._key: np.ndarray | None = None  # the key frame's thumbnail
-        self._current: np.ndarray | None = None
+        self._previous: Thumbnail | None = None
+        self._key: Thumbnail | None = None  # the key frame's
+        self._current: Thumbnail | None = None
         self._cut = False
         self._accumulated = 0.0  # sum of d_j since the key frame
         self._last = self._before_last = 0.0  # d of the last two non-key frames since the key frame
@@ -179,7 +184,9 @@ class AdaptiveInterval(KeyFrameScheduler):
 
     def is_key(self, image: np.ndarray) -> bool:
         self._current = thumbnail(image)
-        self._cut = self._previous is not None and thumbnail_distance(self._current, self._previous) > self.calibration.cut_distance
+        previous = self._previous
+        threshold = self.calibration.cut_score
+        self._cut = previous is not None and cut_score(self._current, previous, gate=threshold) > threshold
         self._previous = self._current
         key = super().is_key(image)
         self.cuts += self._cut

@@ -1,0 +1,275 @@
+"""Adaptive key frames against a fixed interval at equal cost (issue 16), on held-out videos with exact labels.
+
+Exports the shipped demo model (4 classes, trained on synthetic video), calibrates
+:class:`~dff.runtime.adaptive.AdaptiveInterval` on training episodic videos (seeds 1000-1003), then on held-out
+episodic videos (still stretches, fast motion, hard cuts; seeds from 2000, ``--seeds`` sets of ``--videos``
+each) runs the real runtime (ONNX Runtime, one thread) with fixed l = 2 … 10 and with the adaptive scheduler
+at several rates, deciding before F and after F, and reports for each: measured key-frame share, share of
+frames that ran F, ms per frame, mIoU over all frames and the 5th percentile of per-frame mIoU, mean and
+spread over the seed sets. Adaptive is compared with the fixed curve interpolated at the same measured key
+share (and at the same measured ms per frame): Δ mIoU, Δ p5, and the key frames it saves at equal mIoU.
+``--camvid`` adds CamVid 0016E5 (labels on every frame) with a model trained there for the purpose.
+
+    nice python benchmarks/adaptive.py                       # synthetic part, ~15 min on a shared 2-core CPU
+    nice python benchmarks/adaptive.py --plot benchmarks/adaptive.png --json adaptive.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from dff.data.episodes import EpisodicVideo, EpisodicVideoConfig  # noqa: E402
+from dff.export import ExportOptions, export_checkpoint  # noqa: E402
+from dff.manifest import load_manifest  # noqa: E402
+from dff.metrics import confusion_matrix, mean_iou  # noqa: E402
+from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, KeyFrameScheduler, open_backend  # noqa: E402
+from dff.runtime.adaptive import AdaptiveInterval  # noqa: E402
+from dff.runtime.adaptive_calibration import calibrate  # noqa: E402
+from dff.runtime.adaptive_signals import cut_score, thumbnail  # noqa: E402
+
+DEMO = REPO / "dff" / "assets" / "demo_model.safetensors"
+FIXED = tuple(range(2, 11))
+RATES = (0.1, 0.125, 0.15, 0.2, 0.25, 0.3)
+MAX_INTERVAL = 20
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A labelled test video held in memory (frames rendered once, shared by every run)."""
+
+    images: list[np.ndarray]
+    labels: list[np.ndarray]
+    cuts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One schedule over one seed's clips."""
+
+    schedule: str
+    seed: int
+    key_share: float
+    flow_share: float
+    ms_per_frame: float
+    miou: float
+    p5_frame_miou: float
+    cut_keys_late: int  # cuts whose key frame came later than the cut frame itself
+
+
+def run_schedule(backend, clips: list[Clip], make: callable, num_classes: int) -> tuple[float, float, float, float, float, int]:
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    frame_mious, keys, flows, frames, late, elapsed = [], 0, 0, 0, 0, 0.0
+    for clip in clips:
+        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=make())
+        key_at = []
+        for image, label in zip(clip.images, clip.labels):
+            start = time.perf_counter()
+            result = runtime(image)
+            elapsed += time.perf_counter() - start
+            frame = confusion_matrix(result.labels, label, num_classes)
+            confusion += frame
+            frame_mious.append(mean_iou(frame))
+            keys += result.key
+            flows += "flow" in result.timing.stages_ms
+            key_at.append(result.key)
+            frames += 1
+        late += sum(not key_at[c] for c in clip.cuts)
+    return keys / frames, flows / frames, 1e3 * elapsed / frames, 100 * mean_iou(confusion), 100 * float(np.percentile(frame_mious, 5)), late
+
+
+def load_clips(seed: int, videos: int, length: int, size: tuple[int, int], num_classes: int) -> list[Clip]:
+    clips = []
+    for j in range(videos):
+        video = EpisodicVideo.random(
+            EpisodicVideoConfig(length=length, height=size[0], width=size[1], num_classes=num_classes, seed=seed * 10 + j)
+        )
+        clips.append(Clip([video.image(t) for t in range(len(video))], [video.label(t) for t in range(len(video))], video.cuts))
+    return clips
+
+
+def interpolate(xs: list[float], ys: list[float], x: float) -> float:
+    order = np.argsort(xs)
+    return float(np.interp(x, np.asarray(xs)[order], np.asarray(ys)[order]))
+
+
+def summarise(runs: list[Run]) -> dict[str, dict[str, tuple[float, float]]]:
+    table: dict[str, dict[str, tuple[float, float]]] = {}
+    for name in dict.fromkeys(r.schedule for r in runs):
+        rows = [r for r in runs if r.schedule == name]
+        table[name] = {
+            field: (float(np.mean([getattr(r, field) for r in rows])), float(np.std([getattr(r, field) for r in rows])))
+            for field in ("key_share", "flow_share", "ms_per_frame", "miou", "p5_frame_miou")
+        }
+    return table
+
+
+def compare(runs: list[Run]) -> list[dict[str, float | str]]:
+    """Each adaptive schedule against the fixed curve of its own seed, at equal key share and equal ms per frame."""
+    rows = []
+    seeds = sorted({r.seed for r in runs})
+    for name in dict.fromkeys(r.schedule for r in runs if not r.schedule.startswith("fixed")):
+        deltas = {k: [] for k in ("miou", "p5", "miou_time", "saved")}
+        share = []
+        for seed in seeds:
+            fixed = [r for r in runs if r.seed == seed and r.schedule.startswith("fixed")]
+            run = next(r for r in runs if r.seed == seed and r.schedule == name)
+            shares, mious, p5s, times = ([getattr(r, f) for r in fixed] for f in ("key_share", "miou", "p5_frame_miou", "ms_per_frame"))
+            deltas["miou"].append(run.miou - interpolate(shares, mious, run.key_share))
+            deltas["p5"].append(run.p5_frame_miou - interpolate(shares, p5s, run.key_share))
+            deltas["miou_time"].append(run.miou - interpolate(times, mious, run.ms_per_frame))
+            # The key share fixed l needs for the adaptive mIoU (mIoU rises with the share along the curve).
+            equal = interpolate(mious, shares, run.miou)
+            deltas["saved"].append(100 * (1 - run.key_share / equal))
+            share.append(run.key_share)
+        row: dict[str, float | str] = {"schedule": name, "key_share": float(np.mean(share))}
+        for k, values in deltas.items():
+            row[k] = float(np.mean(values))
+            row[k + "_std"] = float(np.std(values))
+        rows.append(row)
+    return rows
+
+
+def plot(runs: list[Run], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dff.benchmark.plot import save_figure
+
+    table = summarise(runs)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axis, field, label in ((axes[0], "miou", "mIoU (%)"), (axes[1], "p5_frame_miou", "5th percentile of per-frame mIoU (%)")):
+        for family, style in (("fixed", "o-"), ("adaptive-before", "s-"), ("adaptive-after", "^-")):
+            names = [n for n in table if n.startswith(family)]
+            if not names:
+                continue
+            xs = [table[n]["key_share"][0] for n in names]
+            ys = [table[n][field][0] for n in names]
+            errors = [table[n][field][1] for n in names]
+            order = np.argsort(xs)
+            axis.errorbar(np.asarray(xs)[order], np.asarray(ys)[order], yerr=np.asarray(errors)[order], fmt=style, capsize=3, label=family)
+        axis.set_xlabel("measured key-frame share")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.suptitle(title)
+    save_figure(figure, path)
+
+
+def schedules(calibration) -> dict[str, callable]:
+    made: dict[str, callable] = {f"fixed l={l}": (lambda l=l: FixedInterval(l)) for l in FIXED}
+    for decide in ("before", "after"):
+        for rate in RATES:
+            made[f"adaptive-{decide} rate={rate:g}"] = lambda rate=rate, decide=decide: AdaptiveInterval(
+                rate=rate, max_interval=MAX_INTERVAL, calibration=calibration, decide=decide
+            )
+    return made
+
+
+def scheduler_cost(backend, clip: Clip, calibration, repeats: int = 5) -> tuple[float, float]:
+    """Median µs per frame of the adaptive scheduler's own work (thumbnail, cut test, decision, reading the
+    statistics) and median ms of a non-key frame (upload, F, W, N_task, download), timed frame by frame in
+    turns so that machine load hits both alike."""
+    images = clip.images[:60]
+    runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(10**9))  # non-key after the first
+    runtime(images[0])
+    key = backend.upload(images[0])
+    flows = [backend.flow(key, backend.upload(image)) for image in images]
+    scheduler_s, frame_s = [], []
+    for _ in range(repeats):
+        scheduler = AdaptiveInterval(rate=0.2, max_interval=MAX_INTERVAL, calibration=calibration)
+        for image, flow in zip(images, flows):
+            start = time.perf_counter()
+            if not scheduler.is_key(image):
+                scheduler.observe(backend.flow_statistics(flow))
+            middle = time.perf_counter()
+            runtime(image)
+            frame_s.append(time.perf_counter() - middle)
+            scheduler_s.append(middle - start)
+    return 1e6 * float(np.median(scheduler_s)), 1e3 * float(np.median(frame_s))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", default=str(DEMO))
+    parser.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
+    parser.add_argument("--seeds", type=int, default=3, help="held-out seed sets (seeds 2000, 2001, ...)")
+    parser.add_argument("--videos", type=int, default=2, help="videos per seed set")
+    parser.add_argument("--length", type=int, default=300)
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        export = Path(scratch) / "export"
+        export_checkpoint(args.checkpoint, export, ExportOptions(height=args.size[0], width=args.size[1]))
+        manifest = load_manifest(export)
+        num_classes = manifest.model.num_classes
+        with open_backend("onnxruntime", model=export, threads=1) as backend:
+            training = [
+                EpisodicVideo.random(
+                    EpisodicVideoConfig(length=args.length, height=args.size[0], width=args.size[1], num_classes=num_classes, seed=1000 + j)
+                )
+                for j in range(4)
+            ]
+            start = time.perf_counter()
+            report = calibrate(backend, training, max_interval=MAX_INTERVAL, flow_sha256=manifest.models.flow.sha256)
+            calibration = report.calibration
+            print(
+                f"calibrated on 4 training videos (seeds 1000-1003) in {time.perf_counter() - start:.0f} s: staleness R² "
+                f"{report.r_squared:.2f} over {report.samples} pairs, cut threshold {calibration.cut_score:.3f} "
+                f"({report.cuts} cuts; false cuts on {100 * report.false_cut_share:.2f}% of other frames)"
+            )
+            runs = []
+            for s in range(args.seeds):
+                seed = 2000 + s
+                clips = load_clips(seed, args.videos, args.length, tuple(args.size), num_classes)
+                cuts = [cut_score(thumbnail(c.images[t]), thumbnail(c.images[t - 1])) for c in clips for t in c.cuts]
+                print(f"seed {seed}: {sum(len(c.images) for c in clips)} frames, {sum(len(c.cuts) for c in clips)} cuts (lowest cut score {min(cuts):.3f})")
+                for name, make in schedules(calibration).items():
+                    runs.append(Run(name, seed, *run_schedule(backend, clips, make, num_classes)))
+            scheduler_us, non_key_ms = scheduler_cost(backend, clips[0], calibration)
+
+    table = summarise(runs)
+    print(f"\n{'schedule':28s} {'key share':>10s} {'F share':>8s} {'ms/frame':>9s} {'mIoU':>12s} {'p5 frame mIoU':>14s}")
+    for name, row in table.items():
+        print(
+            f"{name:28s} {row['key_share'][0]:10.3f} {row['flow_share'][0]:8.3f} {row['ms_per_frame'][0]:9.2f} "
+            f"{row['miou'][0]:6.2f} ± {row['miou'][1]:4.2f} {row['p5_frame_miou'][0]:7.2f} ± {row['p5_frame_miou'][1]:4.2f}"
+        )
+    late = sum(r.cut_keys_late for r in runs if r.schedule.startswith("adaptive"))
+    print(f"\ncuts whose frame was not a key frame, over all adaptive runs: {late}")
+    print("\nadaptive against fixed l interpolated at the same measured key share, per seed, mean ± std over seeds:")
+    comparison = compare(runs)
+    for row in comparison:
+        print(
+            f"{row['schedule']:28s} share {row['key_share']:.3f}: Δ mIoU {row['miou']:+.2f} ± {row['miou_std']:.2f}, "
+            f"Δ p5 {row['p5']:+.2f} ± {row['p5_std']:.2f}, key frames saved at equal mIoU {row['saved']:+.1f}% ± {row['saved_std']:.1f}, "
+            f"Δ mIoU at equal ms/frame {row['miou_time']:+.2f} ± {row['miou_time_std']:.2f}"
+        )
+    print(
+        f"\nscheduler cost (medians, timed in turns): {scheduler_us:.1f} µs per frame = "
+        f"{100 * scheduler_us / 1e3 / non_key_ms:.2f}% of a non-key frame ({non_key_ms:.2f} ms)"
+    )
+    if args.plot:
+        plot(runs, args.plot, f"demo model, {args.size[0]}x{args.size[1]} episodic synthetic videos, {args.seeds} seed sets")
+        print(f"wrote {args.plot}")
+    if args.json:
+        args.json.write_text(json.dumps({"runs": [asdict(r) for r in runs], "comparison": comparison}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
