@@ -29,16 +29,19 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from dff.data.camvid import camvid_sequences  # noqa: E402
 from dff.data.episodes import EpisodicVideo, EpisodicVideoConfig  # noqa: E402
 from dff.export import ExportOptions, export_checkpoint  # noqa: E402
 from dff.manifest import load_manifest  # noqa: E402
-from dff.metrics import confusion_matrix, mean_iou  # noqa: E402
-from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, KeyFrameScheduler, open_backend  # noqa: E402
+from dff.eval.scheduled import ScheduleScore, run_in_order  # noqa: E402
+from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend  # noqa: E402
 from dff.runtime.adaptive import AdaptiveInterval  # noqa: E402
 from dff.runtime.adaptive_calibration import calibrate  # noqa: E402
 from dff.runtime.adaptive_signals import cut_score, thumbnail  # noqa: E402
 
 DEMO = REPO / "dff" / "assets" / "demo_model.safetensors"
+CAMVID = REPO.parent / "shared" / "data" / "camvid_0016E5"
+CAMVID_SIZE = (240, 320)  # as benchmarks/table4.py trains it
 FIXED = tuple(range(2, 11))
 RATES = (0.1, 0.125, 0.15, 0.2, 0.25, 0.3)
 MAX_INTERVAL = 20
@@ -46,11 +49,20 @@ MAX_INTERVAL = 20
 
 @dataclass(frozen=True)
 class Clip:
-    """A labelled test video held in memory (frames rendered once, shared by every run)."""
+    """A labelled video held in memory (frames rendered or read once, shared by every run)."""
 
     images: list[np.ndarray]
     labels: list[np.ndarray]
     cuts: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def image(self, t: int) -> np.ndarray:
+        return self.images[t]
+
+    def label(self, t: int) -> np.ndarray:
+        return self.labels[t]
 
 
 @dataclass(frozen=True)
@@ -68,24 +80,12 @@ class Run:
 
 
 def run_schedule(backend, clips: list[Clip], make: callable, num_classes: int) -> tuple[float, float, float, float, float, int]:
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    frame_mious, keys, flows, frames, late, elapsed = [], 0, 0, 0, 0, 0.0
+    score = ScheduleScore(num_classes=num_classes)
+    late = 0
     for clip in clips:
-        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=make())
-        key_at = []
-        for image, label in zip(clip.images, clip.labels):
-            start = time.perf_counter()
-            result = runtime(image)
-            elapsed += time.perf_counter() - start
-            frame = confusion_matrix(result.labels, label, num_classes)
-            confusion += frame
-            frame_mious.append(mean_iou(frame))
-            keys += result.key
-            flows += "flow" in result.timing.stages_ms
-            key_at.append(result.key)
-            frames += 1
-        late += sum(not key_at[c] for c in clip.cuts)
-    return keys / frames, flows / frames, 1e3 * elapsed / frames, 100 * mean_iou(confusion), 100 * float(np.percentile(frame_mious, 5)), late
+        keys = run_in_order(DeepFeatureFlowRuntime(backend=backend, scheduler=make()), clip.images, clip.labels, score)
+        late += sum(not keys[c] for c in clip.cuts)
+    return score.key_share, score.flow_share, score.ms_per_frame, 100 * score.miou, 100 * score.p5_frame_miou, late
 
 
 def load_clips(seed: int, videos: int, length: int, size: tuple[int, int], num_classes: int) -> list[Clip]:
@@ -201,57 +201,27 @@ def scheduler_cost(backend, clip: Clip, calibration, repeats: int = 5) -> tuple[
     return 1e6 * float(np.median(scheduler_s)), 1e3 * float(np.median(frame_s))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", default=str(DEMO))
-    parser.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
-    parser.add_argument("--seeds", type=int, default=3, help="held-out seed sets (seeds 2000, 2001, ...)")
-    parser.add_argument("--videos", type=int, default=2, help="videos per seed set")
-    parser.add_argument("--length", type=int, default=300)
-    parser.add_argument("--plot", type=Path)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+def study(backend, calibration, clip_sets: dict[int, list[Clip]], num_classes: int) -> list[Run]:
+    """Every schedule over every set of clips."""
+    runs = []
+    for seed, clips in clip_sets.items():
+        for name, make in schedules(calibration).items():
+            runs.append(Run(name, seed, *run_schedule(backend, clips, make, num_classes)))
+    return runs
 
-    with tempfile.TemporaryDirectory() as scratch:
-        export = Path(scratch) / "export"
-        export_checkpoint(args.checkpoint, export, ExportOptions(height=args.size[0], width=args.size[1]))
-        manifest = load_manifest(export)
-        num_classes = manifest.model.num_classes
-        with open_backend("onnxruntime", model=export, threads=1) as backend:
-            training = [
-                EpisodicVideo.random(
-                    EpisodicVideoConfig(length=args.length, height=args.size[0], width=args.size[1], num_classes=num_classes, seed=1000 + j)
-                )
-                for j in range(4)
-            ]
-            start = time.perf_counter()
-            report = calibrate(backend, training, max_interval=MAX_INTERVAL, flow_sha256=manifest.models.flow.sha256)
-            calibration = report.calibration
-            print(
-                f"calibrated on 4 training videos (seeds 1000-1003) in {time.perf_counter() - start:.0f} s: staleness R² "
-                f"{report.r_squared:.2f} over {report.samples} pairs, cut threshold {calibration.cut_score:.3f} "
-                f"({report.cuts} cuts; false cuts on {100 * report.false_cut_share:.2f}% of other frames)"
-            )
-            runs = []
-            for s in range(args.seeds):
-                seed = 2000 + s
-                clips = load_clips(seed, args.videos, args.length, tuple(args.size), num_classes)
-                cuts = [cut_score(thumbnail(c.images[t]), thumbnail(c.images[t - 1])) for c in clips for t in c.cuts]
-                print(f"seed {seed}: {sum(len(c.images) for c in clips)} frames, {sum(len(c.cuts) for c in clips)} cuts (lowest cut score {min(cuts):.3f})")
-                for name, make in schedules(calibration).items():
-                    runs.append(Run(name, seed, *run_schedule(backend, clips, make, num_classes)))
-            scheduler_us, non_key_ms = scheduler_cost(backend, clips[0], calibration)
 
-    table = summarise(runs)
-    print(f"\n{'schedule':28s} {'key share':>10s} {'F share':>8s} {'ms/frame':>9s} {'mIoU':>12s} {'p5 frame mIoU':>14s}")
-    for name, row in table.items():
+def report(runs: list[Run], title: str, scheduler_us: float, non_key_ms: float) -> list[dict[str, float | str]]:
+    """Print the table and the comparison; returns the comparison rows."""
+    print(f"\n## {title}\n")
+    print(f"{'schedule':28s} {'key share':>10s} {'F share':>8s} {'ms/frame':>9s} {'mIoU':>12s} {'p5 frame mIoU':>14s}")
+    for name, row in summarise(runs).items():
         print(
             f"{name:28s} {row['key_share'][0]:10.3f} {row['flow_share'][0]:8.3f} {row['ms_per_frame'][0]:9.2f} "
             f"{row['miou'][0]:6.2f} ± {row['miou'][1]:4.2f} {row['p5_frame_miou'][0]:7.2f} ± {row['p5_frame_miou'][1]:4.2f}"
         )
     late = sum(r.cut_keys_late for r in runs if r.schedule.startswith("adaptive"))
     print(f"\ncuts whose frame was not a key frame, over all adaptive runs: {late}")
-    print("\nadaptive against fixed l interpolated at the same measured key share, per seed, mean ± std over seeds:")
+    print("\nadaptive against fixed l interpolated at the same measured key share, per set, mean ± std over sets:")
     comparison = compare(runs)
     for row in comparison:
         print(
@@ -260,14 +230,93 @@ def main() -> int:
             f"Δ mIoU at equal ms/frame {row['miou_time']:+.2f} ± {row['miou_time_std']:.2f}"
         )
     print(
-        f"\nscheduler cost (medians, timed in turns): {scheduler_us:.1f} µs per frame = "
+        f"\nscheduler cost (medians, timed in turns with the frames): {scheduler_us:.1f} µs per frame = "
         f"{100 * scheduler_us / 1e3 / non_key_ms:.2f}% of a non-key frame ({non_key_ms:.2f} ms)"
     )
+    return comparison
+
+
+def synthetic_part(args, scratch: Path) -> tuple[list[Run], list[dict[str, float | str]]]:
+    export = scratch / "synthetic"
+    export_checkpoint(args.checkpoint, export, ExportOptions(height=args.size[0], width=args.size[1]))
+    manifest = load_manifest(export)
+    num_classes = manifest.model.num_classes
+    with open_backend("onnxruntime", model=export, threads=1) as backend:
+        training = [
+            EpisodicVideo.random(
+                EpisodicVideoConfig(length=args.length, height=args.size[0], width=args.size[1], num_classes=num_classes, seed=1000 + j)
+            )
+            for j in range(4)
+        ]
+        start = time.perf_counter()
+        calibration_report = calibrate(backend, training, max_interval=MAX_INTERVAL, flow_sha256=manifest.models.flow.sha256)
+        calibration = calibration_report.calibration
+        print(
+            f"calibrated on 4 training videos (seeds 1000-1003) in {time.perf_counter() - start:.0f} s: staleness R² "
+            f"{calibration_report.r_squared:.2f} over {calibration_report.samples} pairs, cut threshold {calibration.cut_score:.3f} "
+            f"({calibration_report.cuts} cuts; false cuts on {100 * calibration_report.false_cut_share:.2f}% of other frames)",
+            flush=True,
+        )
+        clip_sets = {}
+        for s in range(args.seeds):
+            seed = 2000 + s
+            clips = clip_sets[seed] = load_clips(seed, args.videos, args.length, tuple(args.size), num_classes)
+            cuts = [cut_score(thumbnail(c.images[t]), thumbnail(c.images[t - 1])) for c in clips for t in c.cuts]
+            print(f"seed {seed}: {sum(len(c) for c in clips)} frames, {len(cuts)} cuts (lowest cut score {min(cuts):.3f})", flush=True)
+        runs = study(backend, calibration, clip_sets, num_classes)
+        cost = scheduler_cost(backend, clip_sets[2000][0], calibration)
+    title = f"demo model, {args.size[0]}x{args.size[1]} episodic synthetic videos, {args.seeds} seed sets of {args.videos} x {args.length} frames"
+    comparison = report(runs, title, *cost)
     if args.plot:
-        plot(runs, args.plot, f"demo model, {args.size[0]}x{args.size[1]} episodic synthetic videos, {args.seeds} seed sets")
+        plot(runs, args.plot, title)
         print(f"wrote {args.plot}")
+    return runs, comparison
+
+
+def camvid_part(args, scratch: Path, cut_threshold: float) -> tuple[list[Run], list[dict[str, float | str]]]:
+    """CamVid 0016E5: a model trained on frames 0-69 (benchmarks/table4.py --part camvid), calibrated on the same
+    frames, tested on frames 70-100 from five start offsets."""
+    sequence = camvid_sequences(CAMVID)[0]
+    frames = [sequence.image_and_label(t) for t in range(len(sequence))]
+    training = Clip([f[0] for f in frames[:70]], [f[1] for f in frames[:70]], ())
+    export = scratch / "camvid"
+    export_checkpoint(args.camvid_checkpoint, export, ExportOptions(height=CAMVID_SIZE[0], width=CAMVID_SIZE[1]))
+    manifest = load_manifest(export)
+    num_classes = manifest.model.num_classes
+    with open_backend("onnxruntime", model=export, threads=1) as backend:
+        calibration = calibrate(
+            backend, [training], max_interval=MAX_INTERVAL, flow_sha256=manifest.models.flow.sha256, cut_threshold=cut_threshold
+        ).calibration
+        clip_sets = {o: [Clip([f[0] for f in frames[70 + o :]], [f[1] for f in frames[70 + o :]], ())] for o in range(5)}
+        runs = study(backend, calibration, clip_sets, num_classes)
+        cost = scheduler_cost(backend, clip_sets[0][0], calibration)
+    title = f"CamVid 0016E5 frames 70-100 (5 start offsets), model trained and calibrated on frames 0-69, {CAMVID_SIZE[0]}x{CAMVID_SIZE[1]}"
+    return runs, report(runs, title, *cost)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", default=str(DEMO))
+    parser.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
+    parser.add_argument("--seeds", type=int, default=3, help="held-out seed sets (seeds 2000, 2001, ...)")
+    parser.add_argument("--videos", type=int, default=2, help="videos per seed set")
+    parser.add_argument("--length", type=int, default=300)
+    parser.add_argument("--camvid-checkpoint", type=Path, help="a CamVid model trained on frames 0-69: adds the CamVid part")
+    parser.add_argument("--camvid-cut-score", type=float, default=0.38, help="cut threshold for CamVid (no cuts to calibrate on)")
+    parser.add_argument("--part", choices=("synthetic", "camvid", "both"), default="both")
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.part in ("synthetic", "both"):
+            runs, comparison = synthetic_part(args, Path(scratch))
+            results["synthetic"] = {"runs": [asdict(r) for r in runs], "comparison": comparison}
+        if args.camvid_checkpoint is not None and args.part in ("camvid", "both"):
+            runs, comparison = camvid_part(args, Path(scratch), args.camvid_cut_score)
+            results["camvid"] = {"runs": [asdict(r) for r in runs], "comparison": comparison}
     if args.json:
-        args.json.write_text(json.dumps({"runs": [asdict(r) for r in runs], "comparison": comparison}, indent=1))
+        args.json.write_text(json.dumps(results, indent=1))
     return 0
 
 

@@ -117,8 +117,10 @@ def calibrate(
     sweep: int = 12,
     flow_sha256: str | None = None,
     description: str = "",
+    cut_threshold: float | None = None,
 ) -> CalibrationReport:
-    """Measure a :class:`Calibration` on ``videos`` (see the module)."""
+    """Measure a :class:`Calibration` on ``videos`` (see the module). ``cut_threshold``: the cut threshold to
+    keep where the videos have no cuts to measure one on (e.g. one measured on synthetic cuts)."""
     samples = [staleness_samples(backend, v, signals=signals, max_interval=max_interval, key_stride=key_stride) for v in videos]
     x = np.concatenate([s[0] for s in samples])
     y = np.concatenate([s[1] for s in samples])
@@ -130,9 +132,10 @@ def calibrate(
     scores = [[cut_score(th[t], th[t - 1]) for t in range(1, len(th))] for th in thumbs]
     at_cuts = [s[t - 1] for v, s in zip(videos, scores) for t in _cuts(v)]
     elsewhere = [s[t - 1] for v, s in zip(videos, scores) for t in range(1, len(v)) if t not in _cuts(v)]
-    if not at_cuts:
-        raise ValueError("calibration needs training videos with scene cuts (their `cuts`), to set the cut threshold")
-    cut_threshold = cut_margin * min(at_cuts)
+    if at_cuts:
+        cut_threshold = cut_margin * min(at_cuts)
+    elif cut_threshold is None:
+        raise ValueError("calibration needs training videos with scene cuts (their `cuts`), or a cut_threshold")
 
     calibration = Calibration(
         signals=signals,
