@@ -71,6 +71,15 @@ class TestInvariants:
             # The cut frame itself is a key frame (so the next key frame after a cut comes within one frame).
             assert all(keys[c] for c in video.cuts), [c for c in video.cuts if not keys[c]]
 
+    def test_every_cut_of_many_held_out_videos_is_a_key_frame(self, calibration):
+        """The frame test alone (no F: every frame non-key unless the rules say so), over 8 more test videos."""
+        for seed in range(2100, 2108):
+            video = episodic(seed, 200)
+            scheduler = AdaptiveInterval(rate=0.1, max_interval=10**6, calibration=calibration)
+            keys = [scheduler.is_key(video.image(t)) for t in range(len(video))]
+            assert all(keys[c] for c in video.cuts), (seed, [c for c in video.cuts if not keys[c]])
+            assert sum(keys) <= len(video.cuts) + 1 + 2  # the first frame, the cuts, at most two false cuts
+
     def test_budget_over_a_long_run(self, backend, calibration):
         video = episodic(2002, 600)
         for rate in (0.15, 0.25):
