@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from dff.data.episodes import EpisodicVideo, EpisodicVideoConfig
@@ -59,6 +60,14 @@ def _accuracy(prediction: np.ndarray, label: np.ndarray, ignore: int = 255) -> f
     return float((prediction[valid] == label[valid]).mean()) if valid.any() else 1.0
 
 
+def _network_size(backend: Backend, array: np.ndarray, interpolation: int) -> np.ndarray:
+    """A frame or label at the size the runtime resizes its frame to (bilinear there too): the backend takes only those."""
+    height, width = backend.sizes.nearest(*array.shape[:2])
+    if (height, width) == array.shape[:2]:
+        return array
+    return cv2.resize(array, (width, height), interpolation=interpolation)
+
+
 def _cuts(video: LabelledVideo) -> set[int]:
     return set(getattr(video, "cuts", ()))
 
@@ -67,8 +76,8 @@ def staleness_samples(
     backend: Backend, video: LabelledVideo, *, signals: Signals, max_interval: int, key_stride: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(signals (n, m), points lost (n,)) for the pairs (k, i) described in the module."""
-    images = [video.image(t) for t in range(len(video))]
-    labels = [video.label(t) for t in range(len(video))]
+    images = [_network_size(backend, video.image(t), cv2.INTER_LINEAR) for t in range(len(video))]
+    labels = [_network_size(backend, video.label(t), cv2.INTER_NEAREST) for t in range(len(video))]
     thumbs = [thumbnail(image) for image in images]
     frames = [backend.upload(image) for image in images]
     feats = [backend.feature(frame) for frame in frames]
@@ -94,7 +103,7 @@ def key_share(backend: Backend, videos: Sequence[Sequence[np.ndarray]], schedule
         scheduler.reset()
         key_frame = None
         for image in images:
-            frame = backend.upload(image)
+            frame = backend.upload(_network_size(backend, image, cv2.INTER_LINEAR))
             key = scheduler.is_key(image)
             if not key:
                 key = scheduler.observe(backend.flow_statistics(backend.flow(key_frame, frame)))
