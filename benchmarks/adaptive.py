@@ -202,6 +202,25 @@ def scheduler_cost(backend, clip: Clip, calibration, repeats: int = 5) -> tuple[
     return 1e6 * float(np.median(scheduler_s)), 1e3 * float(np.median(frame_s))
 
 
+def statistics_cost(checkpoint: str, size: tuple[int, int], scratch: Path, clip: Clip, repeats: int = 5) -> tuple[float, float]:
+    """Median ms of F with and without the statistics in flow.onnx (the same model exported both ways), in turns."""
+    backends = {}
+    for name, statistics in (("with", True), ("without", False)):
+        export_checkpoint(checkpoint, scratch / f"flow-{name}", ExportOptions(height=size[0], width=size[1], flow_statistics=statistics))
+        backends[name] = open_backend("onnxruntime", model=scratch / f"flow-{name}", threads=1)
+    times: dict[str, list[float]] = {name: [] for name in backends}
+    for _ in range(repeats):
+        for image in clip.images[:40]:
+            for name, backend in backends.items():
+                key, frame = backend.upload(clip.images[0]), backend.upload(image)
+                start = time.perf_counter()
+                backend.flow(key, frame)
+                times[name].append(time.perf_counter() - start)
+    for backend in backends.values():
+        backend.close()
+    return 1e3 * float(np.median(times["with"])), 1e3 * float(np.median(times["without"]))
+
+
 def study(backend, calibration, clip_sets: dict[int, list[Clip]], num_classes: int) -> list[Run]:
     """Every schedule over every set of clips."""
     runs = []
@@ -268,6 +287,8 @@ def synthetic_part(args, scratch: Path) -> tuple[list[Run], list[dict[str, float
         cost = scheduler_cost(backend, clip_sets[2000][0], calibration)
     title = f"demo model, {args.size[0]}x{args.size[1]} episodic synthetic videos, {args.seeds} seed sets of {args.videos} x {args.length} frames"
     comparison = report(runs, title, *cost)
+    with_ms, without_ms = statistics_cost(args.checkpoint, tuple(args.size), scratch, clip_sets[2000][0])
+    print(f"F with the statistics in flow.onnx {with_ms:.3f} ms, without {without_ms:.3f} ms: {with_ms / without_ms:.3f}x (medians, in turns)")
     if args.plot:
         plot(runs, args.plot, title)
         print(f"wrote {args.plot}")
