@@ -21,6 +21,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from dff.export import ExportOptions, export_checkpoint  # noqa: E402
 from dff.manifest import load_manifest  # noqa: E402
 from dff.eval.scheduled import ScheduleScore, run_in_order  # noqa: E402
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend  # noqa: E402
-from dff.runtime.adaptive import AdaptiveInterval  # noqa: E402
+from dff.runtime.adaptive import AdaptiveInterval, Calibration  # noqa: E402
+from dff.runtime.scheduler import KeyFrameScheduler  # noqa: E402
 from dff.runtime.adaptive_calibration import calibrate  # noqa: E402
 from dff.runtime.adaptive_signals import cut_score, thumbnail  # noqa: E402
 
@@ -46,6 +48,7 @@ CAMVID_SIZE = (240, 320)  # as benchmarks/table4.py trains it
 FIXED = tuple(range(1, 11))  # l = 1 (every frame a key frame) is the ceiling of any schedule
 RATES = (0.1, 0.125, 0.15, 0.2, 0.25, 0.3)
 MAX_INTERVAL = 20
+MakeScheduler = Callable[[], KeyFrameScheduler]
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class Run:
     cut_keys_late: int  # cuts whose key frame came later than the cut frame itself
 
 
-def run_schedule(backend, clips: list[Clip], make: callable, num_classes: int) -> tuple[float, float, float, float, float, int]:
+def run_schedule(backend, clips: list[Clip], make: MakeScheduler, num_classes: int) -> tuple[float, float, float, float, float, int]:
     score = ScheduleScore(num_classes=num_classes)
     late = 0
     for clip in clips:
@@ -169,8 +172,8 @@ def plot(runs: list[Run], path: Path, title: str) -> None:
     save_figure(figure, path)
 
 
-def schedules(calibration) -> dict[str, callable]:
-    made: dict[str, callable] = {f"fixed l={l}": (lambda l=l: FixedInterval(l)) for l in FIXED}
+def schedules(calibration: Calibration) -> dict[str, MakeScheduler]:
+    made: dict[str, MakeScheduler] = {f"fixed l={l}": (lambda l=l: FixedInterval(l)) for l in FIXED}
     for decide in ("before", "after"):
         for rate in RATES:
             made[f"adaptive-{decide} rate={rate:g}"] = lambda rate=rate, decide=decide: AdaptiveInterval(
