@@ -227,11 +227,12 @@ def double_the_flow(export: Path, out: Path) -> Path:
 
     shutil.copytree(export, out)
     model = onnx.load(out / "flow.onnx")
-    producer = next(node for node in model.graph.node if "flow" in node.output)
+    at, producer = next((i, node) for i, node in enumerate(model.graph.node) if "flow" in node.output)
     producer.output[list(producer.output).index("flow")] = "flow_before_doubling"
     dtype = np.float16 if json.loads((out / "manifest.json").read_text())["dtype"] == "float16" else np.float32
     model.graph.initializer.append(numpy_helper.from_array(np.array(2, dtype), "two"))
-    model.graph.node.append(helper.make_node("Mul", ["flow_before_doubling", "two"], ["flow"], name="broken_doubling"))
+    # Right after its producer: later nodes (the flow statistics) read "flow" too, and nodes must stay sorted.
+    model.graph.node.insert(at + 1, helper.make_node("Mul", ["flow_before_doubling", "two"], ["flow"], name="broken_doubling"))
     onnx.save(model, out / "flow.onnx")
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["models"]["flow"]["sha256"] = hashlib.sha256((out / "flow.onnx").read_bytes()).hexdigest()
