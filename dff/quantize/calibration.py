@@ -11,6 +11,8 @@ re-implemented here. Torch-free.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +83,7 @@ class CalibrationSet:
 
 
 def calibration_set(
-    source: str | Path,
+    source: str | Path | Sequence[np.ndarray],
     *,
     sizes: SizeRange,
     class_names: tuple[str, ...],
@@ -89,7 +91,7 @@ def calibration_set(
     key_interval: int,
     size: tuple[int, int] | None = None,
 ) -> CalibrationSet:
-    """The first ``count`` frames of ``source`` (video, folder of frames) as the runtime would feed them.
+    """The first ``count`` frames of ``source`` (video, folder of frames, images) as the runtime would feed them.
 
     ``size``: resize every frame to this (H, W) first (it must be allowed by ``sizes``); otherwise
     frames keep their own size and the runtime resizes them to the nearest allowed one.
@@ -105,14 +107,15 @@ def calibration_set(
         runtime(image)
         if runtime.frames >= count:
             break
+    name = f"--calibrate {source}" if isinstance(source, (str, os.PathLike)) else "the calibration frames"
     if not recorder.pairs:
         raise VideoError(
-            f"--calibrate {source} gave {len(recorder.frames)} frame(s): give a video or folder of at least 2 frames "
+            f"{name} gave {len(recorder.frames)} frame(s): give a video or folder of at least 2 frames "
             "(a few dozen calibrate better)"
         )
     sizes_seen = {frame.shape[1:3] for frame in recorder.frames}
     if len(sizes_seen) > 1:
-        raise VideoError(f"--calibrate {source} has frames of several sizes {sorted(sizes_seen)}: pass --size HxW")
+        raise VideoError(f"{name} has frames of several sizes {sorted(sizes_seen)}: pass --size HxW")
     return CalibrationSet(frames=tuple(recorder.frames), pairs=tuple(recorder.pairs))
 
 

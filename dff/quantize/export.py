@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
@@ -42,9 +44,10 @@ class QuantizeOptions:
 
 
 def quantize_export(
-    export: str | Path, calibrate: str | Path, out: str | Path, options: QuantizeOptions | None = None
+    export: str | Path, calibrate: str | Path | Sequence[np.ndarray], out: str | Path, options: QuantizeOptions | None = None
 ) -> Manifest:
-    """Quantize the float export ``export`` with frames from ``calibrate`` into the new folder ``out``."""
+    """Quantize the float export ``export`` with frames from ``calibrate`` (a video, a folder of frames, or
+    uint8 BGR images) into the new folder ``out``."""
     export, out, options = Path(export), Path(out), options or QuantizeOptions()
     manifest = load_manifest(export)
     if manifest.quantization is not None:
@@ -84,7 +87,7 @@ def quantize_export(
             weights=WEIGHTS,
             activations=ACTIVATIONS,
             calibration_method=options.method,
-            calibration_source=str(calibrate),
+            calibration_source=str(calibrate) if isinstance(calibrate, (str, os.PathLike)) else "frames given in memory",
             calibration_frames=len(calibration.frames),
             calibration_pairs=len(calibration.pairs),
             calibration_size=calibration.size,
