@@ -110,6 +110,26 @@ class Models:
 
 
 @dataclass(frozen=True)
+class Quantization:
+    """How an int8 export was made from a float one (``dff quantize``); the float export stays the reference."""
+
+    #: The networks stored as int8 Q/DQ graphs; the others are the float export's files, unchanged.
+    networks: tuple[str, ...]
+    tool: str
+    weights: str
+    activations: str
+    calibration_method: str
+    calibration_source: str
+    calibration_frames: int
+    calibration_pairs: int
+    calibration_size: tuple[int, int]
+    key_interval: int
+    #: The float export quantized: its folder as given, and the SHA-256 of its manifest.json.
+    float_export: str
+    float_manifest_sha256: str
+
+
+@dataclass(frozen=True)
 class Manifest:
     format: str
     exporter_version: str
@@ -123,6 +143,8 @@ class Manifest:
     models: Models
     #: SHA-256 of the checkpoint the graphs were exported from (``dff check --checkpoint`` compares against it).
     checkpoint_sha256: str | None = None
+    #: Set on int8 exports written by ``dff quantize``; None for the float exports of ``dff export``.
+    quantization: Quantization | None = None
 
     def files(self) -> dict[str, ModelFile]:
         """Each model by its role: feature, flow, task, warp, warp_plugin."""

@@ -4,7 +4,7 @@
 * :class:`FlowGraph`: uint8 BGR key frame and current frame → M (N, 2, H/16, W/16), S (N, C, H/16, W/16)
   and, with ``statistics``, their four statistics (N, 4) float32 for adaptive key frames.
 * :class:`TaskGraph`: f → score maps, softmax probabilities (both on the feature grid) and per-pixel
-  labels (N, H, W) uint8 at frame size: the probabilities upsampled ×16 bilinearly, then argmax.
+  labels (N, H, W) uint8 at frame size: the probabilities upsampled ×16 bilinearly, then argmax (over NHWC).
 
 Frames are cast to float before anything else touches them, as TensorRT wants of a uint8 input
 (a Cast is the layer it always accepts there). Normalisation (:class:`~dff.models.preprocess.FrameNormalizer`)
@@ -57,9 +57,14 @@ class FlowGraph(nn.Module):
         self.statistics = statistics
 
     def forward(self, key_frame: Tensor, frame: Tensor) -> tuple[Tensor, ...]:
-        key = self.normalize(key_frame.float()).to(self.dtype)
-        current = self.normalize(frame.float()).to(self.dtype)
-        flow, scale = self.flow_net(key, current)
+        # Normalising ((x - mean) / std per channel) is affine and 2×2 average pooling linear with weights summing
+        # to 1, so they commute: F's halving runs first on the raw frames and the normalisation on 1/4 of the pixels.
+        def rgb(frames: Tensor) -> Tensor:
+            return frames.float().flip(-1).permute(0, 3, 1, 2)
+
+        halved = self.flow_net.halve(rgb(key_frame), rgb(frame))
+        mean, inv_std = (value.repeat(1, 2, 1, 1) for value in (self.normalize.mean, self.normalize.inv_std))
+        flow, scale = self.flow_net.from_halved(((halved - mean) * inv_std).to(self.dtype))
         return (flow, scale, flow_statistics(flow, scale)) if self.statistics else (flow, scale)
 
 
@@ -75,7 +80,10 @@ class TaskGraph(nn.Module):
         probs = scores.softmax(dim=1)
         # SegmentationTaskNet.probabilities' upsampling, as a fixed ×16 so that the graph keeps dynamic sizes.
         frame_probs = F.interpolate(probs, scale_factor=FEATURE_STRIDE, mode="bilinear", align_corners=False)
-        return scores, probs, frame_probs.argmax(dim=1).to(torch.uint8)
+        # ArgMax over the innermost axis (NHWC): the same labels, ties included (first maximum either way), but
+        # OpenVINO runs ArgMax over NCHW channels as a strided TopK that cost more than the upsampling (1.7x
+        # faster task graph on OpenVINO, unchanged on ONNX Runtime; benchmarks/bench_cpu_fastpath.py).
+        return scores, probs, frame_probs.permute(0, 2, 3, 1).argmax(dim=3).to(torch.uint8)
 
 
 def export_graph(

@@ -184,8 +184,16 @@ class FlowNet(nn.Module):
         current frame reads the key features at p + M(p)) and scale S (N, feature_channels, H/16, W/16).
         """
         _check_frames(key, current, self.feature_stride)
+        return self.from_halved(self.halve(key, current))
+
+    @staticmethod
+    def halve(key: Tensor, current: Tensor) -> Tensor:
+        """The input pair, half-sized (Section 4) by 2×2 average pooling: (N, 6, H/2, W/2), current frame first."""
         # Current frame first: FlowNet's flow maps locations of its first image into its second.
-        x = F.avg_pool2d(torch.cat((current, key), dim=1), 2)
+        return F.avg_pool2d(torch.cat((current, key), dim=1), 2)
+
+    def from_halved(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(M, S) from :meth:`halve`'s output; normalisation commutes with the halving, so it may come either side."""
         skips = []
         for stage in self.encoder:
             x = stage(x)

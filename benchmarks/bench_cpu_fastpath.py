@@ -1,0 +1,127 @@
+"""The CPU fast path: float32 ONNX Runtime against OpenVINO f32/bf16 and int8 (ONNX Runtime, OpenVINO), each with its accuracy.
+
+    nice .venv/bin/python benchmarks/bench_cpu_fastpath.py [--export DIR] [--int8 DIR] [--frames 60] [-l 5]
+                                                          [--height 256 --width 320] [--threads 1]
+
+Without ``--export`` the shipped demo model is exported (float32) and, without ``--int8``, quantized
+with ``dff quantize`` on 32 frames of the real vtest.avi (never the evaluation video). For every
+configuration two runtimes run over the same held-out synthetic video (exact labels, seed 1): DFF
+with a key frame every l frames and per-frame (l = 1). All of them take turns frame by frame in
+one process, so the load of this shared machine hits them alike, and every ratio comes from that
+one run. Printed per configuration: mean ms per stage, key and non-key frame, measured r (Eq. 5)
+and the FLOP r (Eq. 6, counted from the float graphs), DFF's measured speed-up over per-frame
+against Eq. 7's, the mIoU of DFF against the exact labels and its label agreement with float32
+ONNX Runtime's DFF labels; then each configuration's key and non-key frame against float32 ONNX Runtime's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dff.benchmark.complexity import export_macs  # noqa: E402
+from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig  # noqa: E402
+from dff.export import ExportOptions, export_checkpoint  # noqa: E402
+from dff.manifest import load_manifest  # noqa: E402
+from dff.metrics import SegmentationScore  # noqa: E402
+from dff.quantize import QuantizeOptions, quantize_export  # noqa: E402
+from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, TimingSummary, open_backend  # noqa: E402
+from dff.runtime.timing import predicted_speedup  # noqa: E402
+
+DEMO_MODEL = REPO / "dff" / "assets" / "demo_model.safetensors"
+CALIBRATION = REPO.parent / "shared" / "data" / "videos" / "vtest.avi"
+STAGES = ("feature", "flow", "warp", "task")
+#: name → (which export, backend, options); the first is the reference every other is compared with.
+CONFIGS = {
+    "ORT f32": ("float", "onnxruntime", {}),
+    "OV f32": ("float", "openvino", {}),
+    "OV bf16": ("float", "openvino", {"precision": "bf16"}),
+    "ORT int8": ("int8", "onnxruntime", {}),
+    "OV int8": ("int8", "openvino", {}),
+    "OV int8+bf16": ("int8", "openvino", {"precision": "bf16"}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--export", type=Path, help="float32 export (default: the demo model, exported)")
+    parser.add_argument("--int8", type=Path, help="its int8 export (default: dff quantize on vtest.avi)")
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--key-interval", "-l", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--height", type=int, default=256)
+    parser.add_argument("--width", type=int, default=320)
+    args = parser.parse_args()
+    size = (args.height, args.width)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        exports = {"float": args.export, "int8": args.int8}
+        if exports["float"] is None:
+            exports["float"] = Path(tmp) / "float"
+            export_checkpoint(DEMO_MODEL, exports["float"], ExportOptions())
+        if exports["int8"] is None:
+            exports["int8"] = Path(tmp) / "int8"
+            quantize_export(exports["float"], CALIBRATION, exports["int8"], QuantizeOptions(size=size))
+        num_classes = load_manifest(exports["float"]).model.num_classes
+        video = SyntheticVideo(SyntheticVideoConfig(length=args.frames, num_classes=num_classes, seed=1, height=size[0], width=size[1]))
+        clip = [video.image_and_label(t) for t in range(args.frames)]
+        macs = export_macs(exports["float"], height=size[0], width=size[1])
+        backends = {name: open_backend(kind, model=exports[which], threads=args.threads, **opts) for name, (which, kind, opts) in CONFIGS.items()}
+        runtimes = {
+            name: {
+                l: DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(l)) for l in (args.key_interval, 1)
+            }
+            for name, backend in backends.items()
+        }
+        for pair in runtimes.values():
+            pair[1].warmup(*size)
+        timings = {name: {l: [] for l in pair} for name, pair in runtimes.items()}
+        labels: dict[str, list[np.ndarray]] = {name: [] for name in runtimes}
+        order = [(name, l) for name in runtimes for l in runtimes[name]]
+        for index, (image, _) in enumerate(clip):
+            shift = index % len(order)  # the turn order rotates, so no configuration always goes first
+            for name, l in order[shift:] + order[:shift]:
+                result = runtimes[name][l](image)
+                timings[name][l].append(result.timing)
+                if l != 1:
+                    labels[name].append(result.labels)
+        for backend in backends.values():
+            backend.close()
+
+    l = args.key_interval
+    print(f"{exports['float']} and its int8 {exports['int8']}; held-out synthetic video {args.frames} frames {size[0]}x{size[1]}, "
+          f"l = {l}, {args.threads} thread(s); FLOP r = {macs.r_flops:.4f} (N_feat {macs.feature / 1e9:.3f} GMACs, F {macs.flow / 1e9:.3f})")
+    header = f"{'configuration':14s}" + "".join(f"{s + ' ms':>10s}" for s in STAGES)
+    header += f"{'key ms':>9s}{'non-key':>9s}{'r':>7s}{'r/FLOP r':>9s}{'s meas':>8s}{'s Eq.7':>8s}{'meas/7':>8s}{'mIoU':>7s}{'agree':>9s}"
+    print(header)
+    summaries = {}
+    for name in runtimes:
+        dff, per_frame = TimingSummary.of(timings[name][l], interval=l), TimingSummary.of(timings[name][1], interval=1)
+        summaries[name] = dff
+        stage = {s: np.mean([t.stages_ms[s] for t in timings[name][l] + timings[name][1] if s in t.stages_ms]) for s in STAGES}
+        r = dff.ratio
+        measured, predicted = dff.fps / per_frame.fps, predicted_speedup(l, r)
+        score = SegmentationScore(num_classes)
+        for prediction, (_, truth) in zip(labels[name], clip):
+            score.update(prediction, truth)
+        agreement = np.mean([(a == b).mean() for a, b in zip(labels[name], labels["ORT f32"])])
+        print(f"{name:14s}" + "".join(f"{stage[s]:10.2f}" for s in STAGES)
+              + f"{dff.key.mean_ms:9.2f}{dff.non_key.mean_ms:9.2f}{r:7.3f}{r / macs.r_flops:9.2f}{measured:8.2f}{predicted:8.2f}"
+              f"{100 * measured / predicted:7.1f}%{100 * score.miou:7.2f}{100 * agreement:8.3f}%")
+    print("time against float32 ONNX Runtime's (lower is faster):")
+    reference = summaries["ORT f32"]
+    for name, summary in summaries.items():
+        print(f"  {name:14s} key frame {summary.key.mean_ms / reference.key.mean_ms:5.2f}x "
+              f"({reference.key.mean_ms / summary.key.mean_ms:4.2f}x faster), non-key {summary.non_key.mean_ms / reference.non_key.mean_ms:5.2f}x, "
+              f"DFF per frame {reference.fps / summary.fps:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The cheaper graphs of issue 19: the task graph's ArgMax over NHWC (same labels) and the flow graph's normalisation
+after F's 2x2 halving (same flow and scale to float32 rounding), on the shipped demo model in ONNX Runtime and OpenVINO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import openvino as ov
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dff.checkpoint import load_checkpoint
+from dff.commands.demo import DEMO_MODEL
+from dff.export import ExportOptions, export_checkpoint
+from dff.frames import FEATURE_STRIDE
+from dff.models.preprocess import FrameNormalizer
+from tests.helpers import vtest_frames
+
+SIZE = (128, 160)
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fastpath") / "export"
+    export_checkpoint(DEMO_MODEL, out, ExportOptions(min_size=(64, 64), max_size=(256, 320)))
+    return out
+
+
+def _engines(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Every output of ``path`` on ``feeds``, in ONNX Runtime and in OpenVINO (f32)."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    model = ov.Core().read_model(str(path))
+    model.reshape({name: value.shape for name, value in feeds.items()})
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": ov.Type.f32})
+    result = compiled(feeds)
+    return {"onnxruntime": session.run(None, feeds), "openvino": [result[o] for o in compiled.outputs]}
+
+
+def test_task_labels_equal_the_nchw_argmax(export: Path) -> None:
+    model, config = load_checkpoint(DEMO_MODEL)
+    argmax = [n for n in onnx.load(export / "task.onnx").graph.node if n.op_type == "ArgMax"]
+    assert [a.i for n in argmax for a in n.attribute if a.name == "axis"] == [3]  # the innermost (contiguous) axis
+    rng = np.random.default_rng(0)
+    feat = np.abs(rng.standard_normal((2, config.channels, SIZE[0] // FEATURE_STRIDE, SIZE[1] // FEATURE_STRIDE))).astype(np.float32)
+    with torch.no_grad():
+        probs = model.task_net(torch.from_numpy(feat)).softmax(dim=1)
+        expected = F.interpolate(probs, scale_factor=FEATURE_STRIDE, mode="bilinear", align_corners=False).argmax(dim=1)
+    for engine, outputs in _engines(export / "task.onnx", {"feat": feat}).items():
+        labels = outputs[2]
+        assert labels.dtype == np.uint8 and labels.shape == (2, *SIZE)  # the export's contract: uint8 labels
+        assert np.array_equal(labels, expected.numpy()), engine
+
+
+def test_flow_normalised_after_halving_equals_normalised_before(export: Path) -> None:
+    model, config = load_checkpoint(DEMO_MODEL)
+    key, current = (frame[None] for frame in vtest_frames(2, SIZE, start=40))
+    normalize = FrameNormalizer(mean=config.mean, std=config.std, layout="nhwc_bgr")
+    with torch.no_grad():  # the published order: normalise both frames, then F (which halves them)
+        expected = model.flow_net(*(normalize(torch.from_numpy(f).float()) for f in (key, current)))
+    nodes = [n.op_type for n in onnx.load(export / "flow.onnx").graph.node]
+    assert nodes.index("AveragePool") < nodes.index("Sub") and nodes.count("Sub") == 1  # one normalisation, halved
+    for engine, outputs in _engines(export / "flow.onnx", {"key_frame": key, "frame": current}).items():
+        for got, want in zip(outputs, expected):
+            want = want.numpy()
+            assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max(), engine
