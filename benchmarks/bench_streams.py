@@ -31,31 +31,11 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from dff.benchmark.frames import benchmark_frames  # noqa: E402
+from dff.benchmark.streams import HEADER, measure_streams  # noqa: E402
 from dff.export import ExportOptions, export_checkpoint  # noqa: E402
-from dff.runtime import DeepFeatureFlowRuntime, MultiStreamRuntime, open_backend, phased_schedulers  # noqa: E402
+from dff.runtime import open_backend  # noqa: E402
 
 DEMO = REPO / "dff" / "assets" / "demo_model.safetensors"
-
-
-def batched(backend, streams: list[list[np.ndarray]], interval: int, phase: str) -> tuple[float, list[float], list]:
-    runtime = MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(len(streams), interval, phase))
-    ticks, labels = [], []
-    start = time.perf_counter()
-    for i in range(len(streams[0])):
-        t = time.perf_counter()
-        out = runtime({j: s[i] for j, s in enumerate(streams)})
-        ticks.append(time.perf_counter() - t)
-        labels.append([out[j].labels for j in range(len(streams))])
-    return time.perf_counter() - start, ticks, labels
-
-
-def one_after_another(backend, streams: list[list[np.ndarray]], interval: int, phase: str) -> tuple[float, list]:
-    labels = []
-    start = time.perf_counter()
-    for scheduler, images in zip(phased_schedulers(len(streams), interval, phase), streams):
-        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=scheduler)
-        labels.append([runtime(image).labels for image in images])
-    return time.perf_counter() - start, labels
 
 
 def bare_sessions(export: Path, threads: int) -> dict:
@@ -108,6 +88,7 @@ def main() -> int:
     parser.add_argument("--streams", default="1,2,4,8,16")
     parser.add_argument("--frames", type=int, default=20, help="frames per stream")
     parser.add_argument("--interval", "-l", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=2, help="turns of batched and one-after-another per S")
     parser.add_argument("--threads", default="1", help="intra-op threads, a list runs each (e.g. 1,2)")
     parser.add_argument("--ceiling", action="store_true", help="only the bare ONNX Runtime ceiling: batch 1 vs batch S per stage")
     args = parser.parse_args()
@@ -126,27 +107,18 @@ def main() -> int:
 
 
 def runtimes(export: Path, pool: list[np.ndarray], counts: list[int], args: argparse.Namespace, threads: int) -> None:
-    """Batched against one after another at batch 1 through the runtimes, then tick flatness."""
+    """Batched against one after another at batch 1 through the runtimes, then tick flatness at S = l."""
     with open_backend("onnxruntime", model=export, threads=threads) as backend:
-        DeepFeatureFlowRuntime(backend=backend, scheduler=phased_schedulers(1, 1)[0]).warmup(args.height, args.width)
         print(f"{args.checkpoint} at {args.height}x{args.width}, l = {args.interval}, ONNX Runtime CPU, "
-              f"{threads} thread(s), {args.frames} frames per stream")
-        print(f"{'S':>3} {'batched fps':>12} {'1-by-1 fps':>11} {'ratio':>6} {'same labels':>12}")
-        for count in counts:
-            streams = [pool[j : j + args.frames] for j in range(count)]  # each stream its own offset
-            seconds_b, _, labels_b = batched(backend, streams, args.interval, "staggered")
-            seconds_s, labels_s = one_after_another(backend, streams, args.interval, "staggered")
-            same = np.mean([(labels_b[i][j] == labels_s[j][i]).mean() for j in range(count) for i in range(args.frames)])
-            frames = count * args.frames
-            print(f"{count:>3} {frames / seconds_b:>12.1f} {frames / seconds_s:>11.1f} "
-                  f"{seconds_s / seconds_b:>5.2f}x {same:>12.6f}")
-        streams = [pool[j : j + args.frames] for j in range(args.interval)]
+              f"{threads} thread(s), {args.frames} frames per stream, {args.repeats} repeats")
+        print(HEADER)
+        for row in measure_streams(backend, pool, counts, frames=args.frames, interval=args.interval, repeats=args.repeats):
+            print(row.line(), flush=True)
         for phase in ("staggered", "aligned"):
-            _, ticks, _ = batched(backend, streams, args.interval, phase)
-            steady = np.array(ticks[args.interval :])
-            print(f"S = l = {args.interval}, {phase:9s}: slowest tick / mean tick = {steady.max() / steady.mean():.2f} "
-                  f"(mean {steady.mean() * 1e3:.2f} ms, {len(steady)} steady-state ticks)")
-
+            (row,) = measure_streams(backend, pool, [args.interval], frames=args.frames, interval=args.interval, phase=phase,
+                                     repeats=args.repeats)
+            print(f"S = l = {args.interval}, {phase:9s}: slowest tick / mean tick = {row.tick_max_over_mean:.2f} "
+                  f"(p50 tick {row.p50_ms:.2f} ms)")
 
 if __name__ == "__main__":
     sys.exit(main())

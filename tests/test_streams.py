@@ -67,3 +67,22 @@ def test_stage_shares_add_up_to_the_tick(tiny_export):
                 assert set(result.timing.stages_ms) == expected and min(result.timing.stages_ms.values()) > 0
             shares_ms = sum(r.timing.total_ms for r in results.values())
             assert 0.8 * wall_ms <= shares_ms <= wall_ms
+
+
+def test_bench_streams_json(tiny_export, capsys):
+    """``dff bench --streams 1,3 --json``: a row per S with aggregate fps, latency, tick spread and labels equal to alone."""
+    import json
+
+    from dff.cli import main
+
+    status = main(["bench", str(tiny_export), "-O", "threads=1", "--height", "64", "--width", "96", "--intervals", "1,2",
+                   "--frames", "4", "--repeats", "1", "--warmup-frames", "1", "--no-flops", "--streams", "1,3",
+                   "--stream-frames", "5", "--stream-interval", "2", "--json"])
+    assert status == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert [row["streams"] for row in figures["streams"]] == [1, 3]
+    for row in figures["streams"]:
+        assert row["fps"] > 0 and row["one_by_one_fps"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["tick_max_over_mean"] >= 1 and row["same_labels"] == 1.0
+        assert abs(row["stream_fps"] * row["streams"] - row["fps"]) < 1e-3 * row["fps"]
+    assert figures["rows"]  # the l sweep is still there
