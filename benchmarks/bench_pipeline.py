@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--interval", "-l", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (1 leaves a core to decode and write)")
     parser.add_argument("--labels", action="store_true", help="also write a label PNG per frame")
+    parser.add_argument("--repeats", type=int, default=2, help="turns of the pipelined and the serial run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
@@ -57,24 +58,34 @@ def main() -> int:
                     fps=source.fps or 25.0,
                 )
 
-            runtime = MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(1, args.interval))
-            report = run_pipeline(runtime, [PipelineStream("video", source, outputs=outputs("pipelined"))])
-
-            serial = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(args.interval))
-            start = time.perf_counter()
-            frames = 0
-            with outputs("serial") as out:
-                for step in run_source(serial, open_source(args.video), warmup=False):
-                    out.write(step.frame, step.result)
-                    frames += 1
-            serial_s = time.perf_counter() - start
+            pipelined, serial_fps = [], []
+            for repeat in range(args.repeats):  # alternating which goes first, so a drifting load hits both alike
+                for run in ("pipelined", "serial") if repeat % 2 == 0 else ("serial", "pipelined"):
+                    if run == "pipelined":
+                        runtime = MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(1, args.interval))
+                        pipelined.append(run_pipeline(runtime, [PipelineStream("video", open_source(args.video), outputs=outputs(run))]))
+                    else:
+                        serial_fps.append(serial_run(backend, args, outputs(run)))
+    frames = pipelined[0].frames
     print(f"{Path(args.video).name} ({frames} frames, {height}x{width}), demo model, l = {args.interval}, ONNX Runtime CPU "
-          f"{args.threads} thread(s), overlay + log{' + label PNGs' if args.labels else ''} written")
-    print(f"pipelined: wall {report.fps:.1f} fps, inference alone {report.inference_fps:.1f} fps: "
-          f"wall / inference = {report.pipelining:.3f} (floor 0.9)")
-    print(f"serial one-stream path, same video: wall {frames / serial_s:.1f} fps; pipelined wall / serial wall = "
-          f"{report.fps / (frames / serial_s):.2f}x")
+          f"{args.threads} thread(s), overlay + log{' + label PNGs' if args.labels else ''} written, {args.repeats} turns")
+    for report, serial in zip(pipelined, serial_fps):
+        print(f"pipelined: wall {report.fps:.1f} fps, inference alone {report.inference_fps:.1f} fps: wall / inference = "
+              f"{report.pipelining:.3f} (floor 0.9); serial one-stream path: wall {serial:.1f} fps; pipelined / serial "
+              f"wall fps = {report.fps / serial:.2f}x")
     return 0
+
+
+def serial_run(backend, args: argparse.Namespace, outputs: RunOutputs) -> float:
+    """Wall fps of the one-stream path: decode, infer, draw and encode in turn, as one-source ``dff run --out``."""
+    runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(args.interval))
+    start = time.perf_counter()
+    frames = 0
+    with outputs as out:
+        for step in run_source(runtime, open_source(args.video), warmup=False):
+            out.write(step.frame, step.result)
+            frames += 1
+    return frames / (time.perf_counter() - start)
 
 
 def source_size(video: str) -> tuple[int, int]:

@@ -80,6 +80,49 @@ def ceiling(export: Path, frames: list[np.ndarray], counts: list[int], interval:
         print(f"  S = {count:>2}: " + ", ".join(cells) + f"; l = {interval} mix {mixed[1] / mixed[count]:.2f}x")
 
 
+def kernel_profile(export: Path, frames: list[np.ndarray], count: int, threads: int, repeats: int = 5) -> None:
+    """ONNX Runtime's own profile of the feature and flow sessions: kernel µs per frame by operator type, batch 1 vs
+    batch S (where the time goes, and which operators lose per frame when the batch grows)."""
+    import json
+    from collections import defaultdict
+
+    import onnxruntime as ort
+
+    images = np.stack(frames[:count])
+    for role, feeds in (("feature", lambda b: {"frame": images[:b]}),
+                        ("flow", lambda b: {"key_frame": images[:b], "frame": images[::-1][:b].copy()})):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.enable_profiling = True
+        options.profile_file_prefix = str(export.parent / f"profile-{role}")
+        session = ort.InferenceSession(str(export / f"{role}.onnx"), options, providers=["CPUExecutionProvider"])
+        per_batch = {}
+        for batch in (1, count):
+            session.run(None, feeds(batch))  # first runs allocate
+            per_batch[batch] = feeds(batch)
+        for _ in range(repeats):
+            for batch in (1, count):
+                for _ in range(count // batch):
+                    session.run(None, per_batch[batch])
+        events = json.loads(Path(session.end_profiling()).read_text())
+        runs = [e for e in events if e.get("name") == "model_run"]
+        totals: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        bounds = sorted((r["ts"], r["ts"] + r["dur"]) for r in runs)[2:]  # the two allocating runs come first
+        sizes = [batch for _ in range(repeats) for batch in [1] * count + [count]]
+        for event in events:
+            if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
+                continue
+            for (low, high), batch in zip(bounds, sizes):
+                if low <= event["ts"] <= high:
+                    totals[event["args"]["op_name"]][batch] += event["dur"] / (repeats * count)
+                    break
+        print(f"kernel profile of {role}.onnx, {threads} thread(s), us per frame, batch 1 vs batch {count}:")
+        for op, by_batch in sorted(totals.items(), key=lambda kv: -kv[1][1])[:8]:
+            print(f"  {op:16s} {by_batch[1]:9.1f} {by_batch[count]:9.1f}  ({by_batch[1] / max(by_batch[count], 1e-9):.2f}x)")
+        print(f"  {'all kernels':16s} {sum(v[1] for v in totals.values()):9.1f} {sum(v[count] for v in totals.values()):9.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=str(DEMO))
@@ -91,6 +134,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="turns of batched and one-after-another per S")
     parser.add_argument("--threads", default="1", help="intra-op threads, a list runs each (e.g. 1,2)")
     parser.add_argument("--ceiling", action="store_true", help="only the bare ONNX Runtime ceiling: batch 1 vs batch S per stage")
+    parser.add_argument("--ceiling-repeats", type=int, default=9, help="repeats of the ceiling's timings (best of them)")
     args = parser.parse_args()
     counts = [int(c) for c in args.streams.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
@@ -100,7 +144,8 @@ def main() -> int:
         pool = benchmark_frames(args.frames + max(counts), height=args.height, width=args.width)
         for threads in [int(t) for t in args.threads.split(",")]:
             if args.ceiling:
-                ceiling(export, pool, counts, args.interval, threads)
+                ceiling(export, pool, counts, args.interval, threads, args.ceiling_repeats)
+                kernel_profile(export, pool, max(counts), threads)
             else:
                 runtimes(export, pool, counts, args, threads)
     return 0
