@@ -72,7 +72,9 @@ def test_two_sources_pipelined_equal_the_runtime_alone(tiny_export, tmp_path):
                     labels[name].append(out[j].labels)
     assert [s.frames for s in report.streams] == [12, 7]
     assert [s.dropped for s in report.streams] == [0, 0] and not report.failed
-    assert report.streams[0].key_frames == 4 and report.inference_s <= report.wall_s
+    assert report.streams[0].key_frames == 4 and report.inference_s <= report.wall_s and report.ticks == 12
+    assert set(report.streams[0].stage_mean_ms["key"]) == {"preprocess", "feature", "task", "postprocess"}
+    assert 0 < report.streams[0].latency_p50_ms <= report.streams[0].latency_p99_ms
     for name in ("clip", "frames"):
         written = sorted((tmp_path / name / "labels").iterdir())
         assert len(written) == len(expected[name])
@@ -170,3 +172,15 @@ def test_signal_mid_run_removes_unfinished_files(tiny_export, tmp_path, signum, 
     assert "unfinished outputs removed" in stderr and "Traceback" not in stderr
     assert not temp_files(out)
     assert not any(out.rglob("overlay.mp4"))
+
+
+def test_latency_histogram_percentiles_within_one_percent():
+    from dff.runtime.pipeline_stats import LatencyHistogram
+
+    values = np.random.default_rng(0).lognormal(mean=3.0, sigma=1.0, size=5000)
+    histogram = LatencyHistogram()
+    for value in values:
+        histogram.add(float(value))
+    for q in (1, 50, 99):
+        assert abs(histogram.percentile(q) / np.percentile(values, q, method="inverted_cdf") - 1) < 0.011
+    assert LatencyHistogram().percentile(50) is None

@@ -21,16 +21,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 from tqdm import tqdm
 
 from dff.runtime.outputs import RunOutputs
 from dff.runtime.pipeline_inputs import POLL_S, Arrival, Decoder, End
 from dff.runtime.pipeline_outputs import Writer
+from dff.runtime.pipeline_stats import StreamStats
 from dff.runtime.streams import MultiStreamRuntime
-from dff.runtime.timing import FrameTiming, TimingSummary
 from dff.sources import FrameSource
 
 
@@ -47,7 +46,8 @@ class PipelineStream:
 @dataclass(frozen=True)
 class StreamReport:
     """What one stream did: frames labelled, key frames, frames dropped (live) or skipped (unreadable), latency from
-    frame read to labels, its inference timing (its shares of the batched calls) and why it ended early, if it did."""
+    frame read to labels, mean ms per stage of its key and non-key frames (their shares of the batched calls), why it
+    ended early if it did, and the seconds from the start of the run to its end."""
 
     name: str
     frames: int
@@ -56,7 +56,7 @@ class StreamReport:
     skipped: int
     latency_p50_ms: float | None
     latency_p99_ms: float | None
-    timing: TimingSummary
+    stage_mean_ms: dict[str, dict[str, float]]
     failure: str | None
     wall_s: float
 
@@ -81,12 +81,12 @@ class StreamReport:
 
 @dataclass(frozen=True)
 class PipelineReport:
-    """A whole run: per stream, and the aggregate (wall time, time inside the runtime, ticks)."""
+    """A whole run: per stream, and the aggregate (wall time, time inside the runtime's ticks, ticks)."""
 
     streams: list[StreamReport]
     wall_s: float
     inference_s: float
-    tick_ms: list[float] = field(repr=False)
+    ticks: int
 
     @property
     def frames(self) -> int:
@@ -115,7 +115,7 @@ class PipelineReport:
         out = [s.line() for s in self.streams]
         out.append(
             f"all {len(self.streams)} streams: {self.frames} frames in {self.wall_s:.1f} s, {self.fps:.1f} fps "
-            f"(inference alone {self.inference_fps:.1f} fps: pipelining {self.pipelining:.2f}), {len(self.tick_ms)} ticks"
+            f"(inference alone {self.inference_fps:.1f} fps: pipelining {self.pipelining:.2f}), {self.ticks} ticks"
         )
         if self.failed:
             out.append("ended early: " + ", ".join(s.name for s in self.failed))
@@ -129,11 +129,10 @@ def run_pipeline(runtime: MultiStreamRuntime, streams: Sequence[PipelineStream],
     arrived = threading.Event()
     decoders = [Decoder(s.source, name=s.name, live=s.live, arrived=arrived) for s in streams]
     writers = [None if s.outputs is None else Writer(s.outputs, name=s.name) for s in streams]
-    timings: list[list[FrameTiming]] = [[] for _ in streams]
-    latencies: list[list[float]] = [[] for _ in streams]
+    stats = [StreamStats() for _ in streams]  # constant memory: a live run may last for days
     failures: list[str | None] = [None] * len(streams)
     ended_at = [0.0] * len(streams)
-    tick_ms: list[float] = []
+    ticks, inference_s = 0, 0.0
     lengths = [s.source.length for s in streams]
     bar = tqdm(total=sum(lengths) if None not in lengths else None, unit="frame", disable=not progress)
     start = time.perf_counter()
@@ -157,10 +156,9 @@ def run_pipeline(runtime: MultiStreamRuntime, streams: Sequence[PipelineStream],
             tick_start = time.perf_counter()
             results = runtime({j: a.frame.image for j, a in arrivals.items()})
             done = time.perf_counter()
-            tick_ms.append((done - tick_start) * 1e3)
+            ticks, inference_s = ticks + 1, inference_s + done - tick_start
             for j, arrival in arrivals.items():
-                timings[j].append(results[j].timing)
-                latencies[j].append((done - arrival.read_at) * 1e3)
+                stats[j].add(results[j].timing, (done - arrival.read_at) * 1e3)
                 if writers[j] is not None:
                     writers[j].put(arrival.frame, results[j])
             bar.update(len(arrivals))
@@ -174,19 +172,19 @@ def run_pipeline(runtime: MultiStreamRuntime, streams: Sequence[PipelineStream],
     reports = [
         StreamReport(
             name=s.name,
-            frames=len(timings[j]),
-            key_frames=sum(t.key for t in timings[j]),
+            frames=stats[j].frames,
+            key_frames=stats[j].key_frames,
             dropped=decoders[j].dropped,
             skipped=s.source.skipped,
-            latency_p50_ms=float(np.percentile(latencies[j], 50)) if latencies[j] else None,
-            latency_p99_ms=float(np.percentile(latencies[j], 99)) if latencies[j] else None,
-            timing=TimingSummary.of(timings[j]),
+            latency_p50_ms=stats[j].latency.percentile(50),
+            latency_p99_ms=stats[j].latency.percentile(99),
+            stage_mean_ms=stats[j].stage_mean_ms(),
             failure=failures[j],
             wall_s=ended_at[j],
         )
         for j, s in enumerate(streams)
     ]
-    return PipelineReport(streams=reports, wall_s=time.perf_counter() - start, inference_s=sum(tick_ms) / 1e3, tick_ms=tick_ms)
+    return PipelineReport(streams=reports, wall_s=time.perf_counter() - start, inference_s=inference_s, ticks=ticks)
 
 
 def _gather(decoders: list[Decoder], active: set[int], arrived: threading.Event) -> dict[int, Arrival | End]:
