@@ -135,6 +135,7 @@ def main() -> int:
     parser.add_argument("--threads", default="1", help="intra-op threads, a list runs each (e.g. 1,2)")
     parser.add_argument("--ceiling", action="store_true", help="only the bare ONNX Runtime ceiling: batch 1 vs batch S per stage")
     parser.add_argument("--ceiling-repeats", type=int, default=9, help="repeats of the ceiling's timings (best of them)")
+    parser.add_argument("--no-flatness", action="store_true", help="skip the tick flatness runs at S = l")
     args = parser.parse_args()
     counts = [int(c) for c in args.streams.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
@@ -145,7 +146,7 @@ def main() -> int:
         for threads in [int(t) for t in args.threads.split(",")]:
             if args.ceiling:
                 ceiling(export, pool, counts, args.interval, threads, args.ceiling_repeats)
-                kernel_profile(export, pool, max(counts), threads)
+                kernel_profile(export, pool, max(counts), threads, args.ceiling_repeats)
             else:
                 runtimes(export, pool, counts, args, threads)
     return 0
@@ -159,7 +160,7 @@ def runtimes(export: Path, pool: list[np.ndarray], counts: list[int], args: argp
         print(HEADER)
         for row in measure_streams(backend, pool, counts, frames=args.frames, interval=args.interval, repeats=args.repeats):
             print(row.line(), flush=True)
-        for phase in ("staggered", "aligned"):
+        for phase in ("staggered", "aligned") if not args.no_flatness else ():
             (row,) = measure_streams(backend, pool, [args.interval], frames=args.frames, interval=args.interval, phase=phase,
                                      repeats=max(args.repeats, 5))
             print(f"S = l = {args.interval}, {phase:9s}: slowest tick / mean tick = {row.tick_max_over_mean:.2f} "
