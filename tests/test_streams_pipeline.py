@@ -38,8 +38,8 @@ def folder_of_frames(path: Path, clip: Path) -> Path:
 def test_stream_names_from_sources(tmp_path):
     folder = tmp_path / "cam_a"
     folder.mkdir()
-    specs = ["/v/clip.mp4", "/w/clip.avi", str(folder), "0", "rtsp://10.0.0.5:554/live/main?x=1", "/v/clip.mp4"]
-    assert stream_names(specs) == ["clip", "clip-2", "cam_a", "camera0", "10.0.0.5_554-main", "clip-3"]
+    specs = ["/v/clip.mp4", "/w/clip.avi", str(folder), "0", "rtsp://10.0.0.5:554/live/main?x=1", "/v/clip.mp4", "/x/y.mp4"]
+    assert stream_names(specs) == ["v-clip", "w-clip", "cam_a", "camera0", "10.0.0.5_554-main", "v-clip-2", "y"]
 
 
 def test_two_sources_pipelined_equal_the_runtime_alone(tiny_export, tmp_path):
@@ -136,7 +136,8 @@ def test_cli_many_sources_one_output_set_each(tiny_export, tmp_path, capsys):
                    "-l", "3", "--phase", "aligned", "--no-progress", "-O", "threads=1"])
     assert status == 0
     printed = capsys.readouterr().out
-    for name, count in (("clip", 8), ("clip-2", 6), ("clip-3", 8)):
+    top = tmp_path.name
+    for name, count in ((f"{top}-clip", 8), ("b-clip", 6), (f"{top}-clip-2", 8)):
         folder = tmp_path / "out" / name
         assert len(list((folder / "labels").iterdir())) == count
         assert len(decode_all(folder / "overlay.mp4")) == count

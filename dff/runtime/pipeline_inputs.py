@@ -91,16 +91,21 @@ def stream_name(spec: str) -> str:
 
 
 def stream_names(specs: list[str]) -> list[str]:
-    """:func:`stream_name` of each source, made unique in order: a repeated name gets ``-2``, ``-3``, ..."""
-    names: list[str] = []
-    for spec in specs:
-        base = name = stream_name(spec)
-        count = 1
-        while name in names:
+    """:func:`stream_name` of each source, made unique: names that repeat take their parent folder's name in front
+    (``cam1/images``, ``cam2/images`` → ``cam1-images``, ``cam2-images``); what still repeats gets ``-2``, ``-3``, ..."""
+    first = [stream_name(spec) for spec in specs]
+    names = []
+    for spec, name in zip(specs, first):
+        parent = "" if is_url(spec) or spec.isdigit() else stream_name(str(Path(spec).absolute().parent))
+        names.append(f"{parent}-{name}" if first.count(name) > 1 and parent not in ("", "stream") else name)
+    unique: list[str] = []
+    for base in names:
+        name, count = base, 1
+        while name in unique:
             count += 1
             name = f"{base}-{count}"
-        names.append(name)
-    return names
+        unique.append(name)
+    return unique
 
 
 class Decoder:
