@@ -163,7 +163,8 @@ def test_signal_mid_run_removes_unfinished_files(tiny_export, tmp_path, signum, 
                "--no-progress", "-O", "threads=1"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (out / "vtest-3" / "labels").is_dir() or len(list((out / "vtest-3" / "labels").iterdir())) < 3:
+    labels = out / stream_names([video] * 3)[-1] / "labels"
+    while not labels.is_dir() or len(list(labels.iterdir())) < 3:
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.05)
     assert temp_files(out)  # the overlay videos and logs are being written

@@ -124,11 +124,10 @@ class PipelineReport:
 
 def run_pipeline(runtime: MultiStreamRuntime, streams: Sequence[PipelineStream], *, progress: bool = False) -> PipelineReport:
     """Run ``streams`` through ``runtime`` (stream j is the runtime's stream j) until every source has ended."""
-    if len(streams) != len(runtime.streams):
-        raise ValueError(f"the runtime has {len(runtime.streams)} streams but {len(streams)} were given")
     arrived = threading.Event()
     decoders = [Decoder(s.source, name=s.name, live=s.live, arrived=arrived) for s in streams]
-    writers = [None if s.outputs is None else Writer(s.outputs, name=s.name) for s in streams]
+    writers: list[Writer | None] = [None] * len(streams)
+    finished: set[int] = set()  # streams whose files are complete and in place
     stats = [StreamStats() for _ in streams]  # constant memory: a live run may last for days
     failures: list[str | None] = [None] * len(streams)
     ended_at = [0.0] * len(streams)
@@ -136,10 +135,13 @@ def run_pipeline(runtime: MultiStreamRuntime, streams: Sequence[PipelineStream],
     lengths = [s.source.length for s in streams]
     bar = tqdm(total=sum(lengths) if None not in lengths else None, unit="frame", disable=not progress)
     start = time.perf_counter()
-    for decoder in decoders:
-        decoder.start()
     active = set(range(len(streams)))
     try:
+        if len(streams) != len(runtime.streams):
+            raise ValueError(f"the runtime has {len(runtime.streams)} streams but {len(streams)} were given")
+        writers = [None if s.outputs is None else Writer(s.outputs, name=s.name) for s in streams]
+        for decoder in decoders:
+            decoder.start()
         while active:
             arrivals = _gather(decoders, active, arrived)
             for j, item in list(arrivals.items()):
@@ -150,7 +152,7 @@ def run_pipeline(runtime: MultiStreamRuntime, streams: Sequence[PipelineStream],
                     del arrivals[j]
                     if writers[j] is not None:
                         writers[j].close()  # a finished stream keeps its files whatever the others do
-                        writers[j] = None
+                    finished.add(j)
             if not arrivals:
                 continue
             tick_start = time.perf_counter()
@@ -166,9 +168,11 @@ def run_pipeline(runtime: MultiStreamRuntime, streams: Sequence[PipelineStream],
         bar.close()
         for decoder in decoders:
             decoder.stop()
-        for writer in writers:
-            if writer is not None:
+        for j, (stream, writer) in enumerate(zip(streams, writers)):
+            if j not in finished and writer is not None:
                 writer.abort()
+            elif j not in finished and stream.outputs is not None:  # its writer never started
+                stream.outputs.abort()
     reports = [
         StreamReport(
             name=s.name,

@@ -143,7 +143,8 @@ class Decoder:
     def stop(self) -> None:
         """Ask the thread to stop and wait briefly for it (a camera read may take a frame's time)."""
         self._stop.set()
-        self._thread.join(timeout=2.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
 
     def _decode(self) -> None:
         reason: str | None = None
