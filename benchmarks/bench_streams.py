@@ -142,7 +142,7 @@ def main() -> int:
         export = Path(scratch) / "export"
         size = (args.height, args.width)
         export_checkpoint(args.checkpoint, export, ExportOptions(min_size=size, max_size=size))
-        pool = benchmark_frames(args.frames + max(counts), height=args.height, width=args.width)
+        pool = benchmark_frames(args.frames + max(*counts, args.interval), height=args.height, width=args.width)
         for threads in [int(t) for t in args.threads.split(",")]:
             if args.ceiling:
                 ceiling(export, pool, counts, args.interval, threads, args.ceiling_repeats)
