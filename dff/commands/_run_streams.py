@@ -10,6 +10,7 @@ name, ``camera0``; repeated names get ``-2``, ``-3``, ...).
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from dff.errors import ConfigError, VideoError
@@ -34,6 +35,7 @@ def run_streams(args: argparse.Namespace) -> int:
     from dff.runtime.pipeline import PipelineStream, run_pipeline
     from dff.runtime.pipeline_inputs import open_stream_source, stream_names
     from dff.runtime.streams import MultiStreamRuntime, phased_schedulers
+    from dff.sources import EndedEarlyWarning
 
     specs = [args.source, *args.more_sources]
     for flag, value in (("--out", args.out), ("--labels-dir", args.labels_dir), ("--log", args.log), ("--compare", args.compare)):
@@ -71,8 +73,13 @@ def run_streams(args: argparse.Namespace) -> int:
                 if stream.outputs is not None:
                     stream.outputs.abort()
             raise
-        report = run_pipeline(runtime, streams, progress=not args.no_progress)
+        with warnings.catch_warnings():  # the summary gives the reason; the source's warning would say it twice
+            warnings.simplefilter("ignore", EndedEarlyWarning)
+            report = run_pipeline(runtime, streams, progress=not args.no_progress)
     print("\n".join(report.lines()))
+    for stream in streams:
+        for line in stream.outputs.lines() if stream.outputs is not None else ():
+            print(f"stream {stream.name}: {line}")
     if not report.frames:
         raise VideoError("no source gave a readable frame; nothing was written")
     for stream, folder in zip(report.streams, folders):

@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mIoU and frames per second of frame, dff, copy and sff on labelled video (Table 4)",
         description="Evaluate a checkpoint by the paper's protocol: for each labelled frame i, the l pairs (k, i), k = i-l+1..i.",
     )
-    parser.add_argument("checkpoint", help="model checkpoint (.safetensors), e.g. OUTPUT_DIR/model.safetensors of dff train")
+    parser.add_argument("checkpoint", help="model checkpoint (.safetensors), e.g. OUTPUT_DIR/model.safetensors of dff train, or that folder")
     parser.add_argument("data", help="YAML or JSON file of dff.train.data.VideoConfig: the labelled frames to evaluate")
     parser.add_argument("--modes", nargs="+", choices=("frame", "dff", "copy", "sff"), default=["frame", "dff", "copy", "sff"])
     parser.add_argument("--key-interval", "-l", type=int, default=5, help="key frame duration l (default 5, the paper's for Cityscapes)")

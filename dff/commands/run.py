@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
+from contextlib import closing
 from typing import Any
 
 from dff.commands._run_streams import add_arguments as add_stream_arguments
@@ -24,7 +27,7 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="run deep feature flow over a video and time it")
-    parser.add_argument("model", help="export directory (`dff export`); a checkpoint for --backend torch")
+    parser.add_argument("model", help="export directory (`dff export`); for --backend torch a checkpoint (.safetensors, or the folder holding model.safetensors)")
     parser.add_argument("source", help="video file, folder of frames (numeric order) or camera index")
     parser.add_argument("--backend", default="onnxruntime", help="inference backend: onnxruntime (default), openvino, torch, tensorrt")
     parser.add_argument(
@@ -52,9 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dff.atomic import check_output_dir, check_output_file
+    from dff.errors import interrupt_cause, interrupt_status
     from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, RunOutputs, open_backend, run_source
     from dff.runtime.video import RunReport
-    from dff.sources import open_source
+    from dff.sources import EndedEarlyWarning, open_source
 
     if wants_streams(args):
         return run_streams(args)
@@ -83,18 +87,35 @@ def run(args: argparse.Namespace) -> int:
             fps=source.fps or 25.0,
         )
         timings, baseline_timings = [], []
-        with outputs:
-            for step in run_source(runtime, source, baseline=baseline, progress=not args.no_progress):
-                outputs.write(step.frame, step.result, step.baseline)
-                timings.append(step.result.timing)
-                if step.baseline is not None:
-                    baseline_timings.append(step.baseline.timing)
-            if not timings:
-                raise VideoError(f"{args.source} gave no readable frames; nothing was written")
-    report = RunReport.of(
-        timings, interval=args.key_interval, source=source, baseline=baseline_timings if args.compare else None
-    )
-    print("\n".join(report.lines()))
+
+        def report() -> RunReport:  # of the frames done: all of them, or those before an interrupt
+            return RunReport.of(
+                timings, interval=args.key_interval, source=source, baseline=baseline_timings if args.compare else None
+            )
+
+        steps = run_source(runtime, source, baseline=baseline, progress=not args.no_progress)
+        try:
+            # The summary reports a video that ended before its announced length; the source's warning would say it twice.
+            with outputs, closing(steps), warnings.catch_warnings():
+                warnings.simplefilter("ignore", EndedEarlyWarning)
+                for step in steps:
+                    outputs.write(step.frame, step.result, step.baseline)
+                    timings.append(step.result.timing)
+                    if step.baseline is not None:
+                        baseline_timings.append(step.baseline.timing)
+                if not timings:
+                    raise VideoError(f"{args.source} gave no readable frames; nothing was written")
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C or SIGTERM: the frames done are timed like a finished run; their outputs were removed by `with`.
+            if timings:
+                print("\n".join(report().lines()))
+            print(
+                f"dff run: interrupted after {len(timings)} frames ({interrupt_cause(interrupt)}); earlier outputs kept, "
+                "this run's unfinished ones removed",
+                file=sys.stderr,
+            )
+            return interrupt_status(interrupt)
+    print("\n".join(report().lines() + outputs.lines()))
     for label, path in (("overlay video", args.out), ("labels", args.labels_dir), ("timing log", args.log)):
         if path:
             print(f"wrote {label}: {path}")

@@ -18,6 +18,7 @@ import torch
 
 from dff import __version__
 from dff.checkpoint import load_checkpoint
+from dff.checkpoint_path import checkpoint_file
 from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
 from dff.config import ModelConfig
 from dff.errors import ConfigError, ExportError
@@ -127,7 +128,7 @@ def _write_models(
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, options: ExportOptions | None = None) -> Manifest:
     """Export ``checkpoint`` into the directory ``out`` (replaced atomically); returns the manifest written."""
-    checkpoint, out, options = Path(checkpoint), Path(out), options or ExportOptions()
+    checkpoint, out, options = checkpoint_file(checkpoint), Path(out), options or ExportOptions()
     model, config = load_checkpoint(checkpoint)
     if not (config.num_classes <= MAX_CLASSES):
         raise ConfigError(f"labels are uint8, so at most {MAX_CLASSES} classes can be exported; got {config.num_classes}")

@@ -11,6 +11,7 @@ of another size cannot be propagated to it).
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -45,9 +46,10 @@ class FixedInterval(KeyFrameScheduler):
     """One key frame every ``interval`` frames, l in the paper (Eq. 7); ``interval=1`` is per-frame evaluation."""
 
     def __init__(self, interval: int) -> None:
-        if not (isinstance(interval, int) and interval >= 1):
+        # Any integer type (numpy's too, as from a config array), but not a bool: True would read as l = 1.
+        if not (isinstance(interval, numbers.Integral) and not isinstance(interval, bool) and interval >= 1):
             raise ValueError(f"key-frame interval must be an integer >= 1, got {interval!r}")
-        self.interval = interval
+        self.interval = int(interval)
         super().__init__()
 
     def choose(self, image: np.ndarray) -> bool:

@@ -25,11 +25,12 @@ from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ortstate
 from onnx import TensorProto, helper
 
 from dff import manifest as names
 from dff.errors import ConfigError
-from dff.manifest import load_manifest
+from dff.manifest import invalid_model, load_manifest
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
@@ -171,6 +172,17 @@ class HostStacking:
         return [ort.OrtValue.ortvalue_from_numpy(array[i : i + 1]) for i in range(len(array))]
 
 
+#: What ONNX Runtime raises for a file it cannot read as a model (a hash that matches proves only that nobody changed it).
+_INVALID_MODEL = (ortstate.InvalidProtobuf, ortstate.InvalidGraph, ortstate.InvalidArgument, ortstate.Fail)
+
+
+def _session(path: Path, role: str, options: ort.SessionOptions, providers: list) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except _INVALID_MODEL as error:
+        raise invalid_model(path, role, error) from None
+
+
 class OnnxRuntimeBackend(Backend):
     """The ONNX files of an export directory (``model``), hashes checked, in one session per network.
 
@@ -208,8 +220,7 @@ class OnnxRuntimeBackend(Backend):
         providers = _providers(provider, device_id, None if engine_cache_dir is None else Path(engine_cache_dir))
         files = manifest.files()
         self._sessions = {
-            role: ort.InferenceSession(str(directory / files[role].file), options, providers=providers)
-            for role in ("feature", "flow", "warp", "task")
+            role: _session(directory / files[role].file, role, options, providers) for role in ("feature", "flow", "warp", "task")
         }
         # Bindings are reused, per thread: creating one per call costs 5-10 µs a stage. Outputs are
         # allocated anew on each run, so handles returned earlier keep their memory.

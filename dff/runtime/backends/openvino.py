@@ -24,10 +24,11 @@ from typing import Literal
 
 import numpy as np
 import openvino as ov
+from openvino.frontend import FrontEndManager, GeneralFailure, OpConversionFailure, OpValidationFailure
 
 from dff import manifest as names
 from dff.errors import ConfigError
-from dff.manifest import Dim, ModelFile, load_manifest
+from dff.manifest import Dim, ModelFile, invalid_model, load_manifest
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
 
 Precision = Literal["f32", "bf16", "f16"]
@@ -56,6 +57,24 @@ def static_shape(shape: tuple[Dim, ...], height: int, width: int) -> list[int]:
             raise ConfigError(f"the manifest names a dimension {dim!r} this backend does not know; run `dff export` again")
         dims.append(sides[name] // int(divisor or 1))
     return dims
+
+
+def _read_model(path: Path, role: str, entry: ModelFile) -> ov.Model:
+    """``path`` through OpenVINO's ONNX front end; a file that is no ONNX model for ``entry`` is an ExportError.
+
+    The ONNX front end is asked by name: ``Core.read_model`` offers a file no front end claims to
+    each in turn, and TensorFlow's then logs parse errors of its own text format.
+    """
+    frontend = FrontEndManager().load_by_framework("onnx")
+    try:
+        model = frontend.convert(frontend.load(str(path)))
+    except (GeneralFailure, OpConversionFailure, OpValidationFailure, RuntimeError) as error:
+        raise invalid_model(path, role, error) from None
+    found = {name for output in model.outputs for name in output.get_names()}
+    missing = [spec.name for spec in entry.outputs if spec.name not in found]
+    if missing:  # an empty file, for one, parses as an empty model
+        raise invalid_model(path, role, ValueError(f"it has no output(s) {missing}"))
+    return model
 
 
 @dataclass
@@ -117,7 +136,7 @@ class OpenVINOBackend(Backend):
         files = manifest.files()
         self._files: dict[str, ModelFile] = {role: files[role] for role in _RETURNED}
         # Read once; each frame size compiles a reshaped clone.
-        self._models = {role: core.read_model(str(directory / entry.file)) for role, entry in self._files.items()}
+        self._models = {role: _read_model(directory / entry.file, role, entry) for role, entry in self._files.items()}
         self._compiled: dict[tuple[int, int], dict[str, _Network]] = {}
 
     def networks(self, height: int, width: int) -> dict[str, _Network]:

@@ -28,6 +28,7 @@ from dff.errors import ConfigError
 from dff.frames import FEATURE_STRIDE, MIN_SIDE
 from dff.manifest import SizeRange
 from dff.models.preprocess import FrameNormalizer
+from dff.models.task import class_ids
 from dff.ops.warp import warp
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
 
@@ -122,7 +123,7 @@ class TorchBackend(Backend):
 
     def _task(self, feat: torch.Tensor) -> torch.Tensor:
         size = (feat.shape[2] * FEATURE_STRIDE, feat.shape[3] * FEATURE_STRIDE)
-        return self.network.task_net.probabilities(feat, size).argmax(dim=1).to(torch.uint8)
+        return class_ids(self.network.task_net.probabilities(feat, size)).to(torch.uint8)
 
     @torch.inference_mode()
     def upload(self, image: np.ndarray) -> FrameHandle:
