@@ -4,7 +4,7 @@ The path ``dff run`` takes for several sources or ``--out-dir`` (one source with
 one-stream path): one :class:`~dff.runtime.streams.MultiStreamRuntime` over all sources, driven by
 :func:`~dff.runtime.pipeline.run_pipeline`. Each stream writes ``D/NAME/overlay.mp4``,
 ``D/NAME/labels/`` and ``D/NAME/timings.jsonl``, NAME derived from its source (a file's stem, a folder's
-name, ``camera0``; repeated names get ``-2``, ``-3``, ...).
+name, ``camera0``; see :func:`~dff.runtime.pipeline_inputs.stream_names` for repeats).
 """
 
 from __future__ import annotations
