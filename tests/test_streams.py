@@ -14,6 +14,7 @@ def test_phases():
     assert stream_phases(5, 5) == [0, 1, 2, 3, 4]
     assert stream_phases(2, 10) == [0, 5]
     assert stream_phases(3, 5, "aligned") == [0, 0, 0]
+    assert stream_phases(4, 2) == [0, 1, 1, 0]  # halves round up: two streams per phase
     scheduler = PhasedInterval(5, 2)
     image = np.zeros((8, 8, 3), np.uint8)
     # First frame forced, then frames 2, 7, 12 on phase.
@@ -45,3 +46,43 @@ def test_staggered_ticks_carry_one_key_frame_each(tiny_export):
         # Frame 10 is stream 0's key frame; a restart adds one for stream 2 on this tick, and the others are untouched.
         runtime.reset(2)
         assert sorted(j for j, r in runtime({j: image for j in range(5)}).items() if r.key) == [0, 2]
+
+
+def test_stage_shares_add_up_to_the_tick(tiny_export):
+    """Each frame's stages_ms are its share of the batched calls: key frames feature, the others flow and warp, and
+    the shares of one tick add up to (nearly all of) the tick's wall time."""
+    import time
+
+    with open_backend("onnxruntime", model=tiny_export, threads=1) as backend:
+        runtime = MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(4, 2))
+        images = frames(3)
+        runtime({j: images[0] for j in range(4)})  # every stream's first key frame (and first runs allocate)
+        for image in images[1:]:
+            start = time.perf_counter()
+            results = runtime({j: image for j in range(4)})
+            wall_ms = (time.perf_counter() - start) * 1e3
+            assert sorted(r.key for r in results.values()) == [False, False, True, True]
+            for result in results.values():
+                expected = {"preprocess", "feature", "task", "postprocess"} if result.key else {"preprocess", "flow", "warp", "task", "postprocess"}
+                assert set(result.timing.stages_ms) == expected and min(result.timing.stages_ms.values()) > 0
+            shares_ms = sum(r.timing.total_ms for r in results.values())
+            assert 0.8 * wall_ms <= shares_ms <= wall_ms
+
+
+def test_bench_streams_json(tiny_export, capsys):
+    """``dff bench --streams 1,3 --json``: a row per S with aggregate fps, latency, tick spread and labels equal to alone."""
+    import json
+
+    from dff.cli import main
+
+    status = main(["bench", str(tiny_export), "-O", "threads=1", "--height", "64", "--width", "96", "--intervals", "1,2",
+                   "--frames", "4", "--repeats", "1", "--warmup-frames", "1", "--no-flops", "--streams", "1,3",
+                   "--stream-frames", "5", "--stream-interval", "2", "--json"])
+    assert status == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert [row["streams"] for row in figures["streams"]] == [1, 3]
+    for row in figures["streams"]:
+        assert row["fps"] > 0 and row["one_by_one_fps"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["tick_max_over_mean"] >= 1 and row["same_labels"] == 1.0
+        assert abs(row["stream_fps"] * row["streams"] - row["fps"]) < 1e-3 * row["fps"]
+    assert figures["rows"]  # the l sweep is still there

@@ -47,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--warmup-frames", type=int, default=4, help="untimed frames before the first pass (default 4)")
     parser.add_argument("--intervals", type=parse_intervals, default="1-20", help="key-frame intervals l, e.g. 1-20 (default) or 1,5,10")
     parser.add_argument("--no-flops", action="store_true", help="skip counting MACs (no FLOP r)")
+    parser.add_argument(
+        "--streams", type=parse_intervals, metavar="S,...",
+        help="also measure S streams batched on the backend against S one after another at batch 1, e.g. 1,2,4,8",
+    )
+    parser.add_argument("--stream-interval", type=int, default=5, help="key-frame interval l of the --streams runs (default 5)")
+    parser.add_argument("--phase", choices=("staggered", "aligned"), default="staggered", help="key-frame phases of the --streams runs")
+    parser.add_argument("--stream-frames", type=int, default=20, help="frames per stream of the --streams runs (default 20)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of speed-up against l (measured and Eq. 7)")
     parser.set_defaults(handler=run)
@@ -59,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from dff.benchmark.frames import benchmark_frames
     from dff.benchmark.plot import plot_speedup
     from dff.benchmark.speedup import SweepSettings, measure_speedup
+    from dff.benchmark.streams import HEADER, measure_streams
     from dff.errors import ConfigError
     from dff.runtime import open_backend
 
@@ -80,12 +88,27 @@ def run(args: argparse.Namespace) -> int:
             "frames_from": args.source or "synthetic video",
         }
         result = measure_speedup(backend, images, settings, macs=macs, description=description)
+        rows = None
+        if args.streams:
+            pool = benchmark_frames(args.stream_frames + max(args.streams) - 1, height=height, width=width, source=args.source)
+            rows = measure_streams(
+                backend, pool, args.streams, frames=args.stream_frames, interval=args.stream_interval, phase=args.phase,
+                repeats=settings.repeats,
+            )
     if args.plot:
         plot_speedup(result, args.plot, title=f"{args.model} on {args.backend}, {height}x{width}")
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        figures = result.to_json()
+        if rows is not None:
+            figures["streams"] = [row.to_json() for row in rows]
+        print(json.dumps(figures, indent=2))
     else:
         print("\n".join(result.lines()))
+        if rows is not None:
+            print(f"{args.phase} streams, l = {args.stream_interval}, {args.stream_frames} frames per stream, batched against "
+                  "one after another at batch 1 (gain); latency is the tick's; max/mean: slowest over mean steady tick")
+            print(HEADER)
+            print("\n".join(row.line() for row in rows))
         if args.plot:
             print(f"wrote {args.plot}")
     return 0

@@ -10,6 +10,8 @@ from contextlib import closing
 from typing import Any
 
 from dff.commands import _keyframes as keyframes
+from dff.commands._run_streams import add_arguments as add_stream_arguments
+from dff.commands._run_streams import run_streams, wants_streams
 from dff.errors import VideoError
 
 
@@ -49,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compare", action="store_true", help="also run per-frame (every frame a key frame) and report the speed-up")
     parser.add_argument("--sync-timing", action="store_true", help="synchronise the device after each stage (exact stage times, slower)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_stream_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -59,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from dff.runtime.video import RunReport
     from dff.sources import EndedEarlyWarning, open_source
 
+    if wants_streams(args):
+        return run_streams(args)
     scheduler = keyframes.scheduler_from_args(args, args.key_interval, args.model)
     # Output paths are checked before the first frame, so that a bad one costs no computing and leaves nothing behind.
     if args.out:

@@ -22,7 +22,7 @@ import numpy as np
 from dff.runtime.backend import Backend, FeatureHandle, FrameHandle
 from dff.runtime.runtime import FrameResult
 from dff.runtime.scheduler import FixedInterval, KeyFrameScheduler
-from dff.runtime.timing import FrameTiming
+from dff.runtime.timing import FrameTiming, Stopwatch
 from dff.sources import check_image
 
 Phase = Literal["staggered", "aligned"]
@@ -54,7 +54,8 @@ def stream_phases(streams: int, interval: int, phase: Phase = "staggered") -> li
     """Stream j's phase: round(j·l/S) staggered, 0 aligned."""
     if phase not in ("staggered", "aligned"):
         raise ValueError(f"phase must be 'staggered' or 'aligned', got {phase!r}")
-    return [round(j * interval / streams) % interval if phase == "staggered" else 0 for j in range(streams)]
+    # Halves round up (integer arithmetic): Python's round() rounds them to even, which put 3 of 4 streams on one phase at l = 2.
+    return [(2 * j * interval + streams) // (2 * streams) % interval if phase == "staggered" else 0 for j in range(streams)]
 
 
 @dataclass
@@ -68,11 +69,17 @@ class StreamState:
 
 
 class MultiStreamRuntime:
-    """S streams over one backend. ``schedulers``: one per stream (e.g. :func:`phased_schedulers`)."""
+    """S streams over one backend. ``schedulers``: one per stream (e.g. :func:`phased_schedulers`).
 
-    def __init__(self, *, backend: Backend, schedulers: list[KeyFrameScheduler]) -> None:
+    Each result's ``timing.stages_ms`` holds the frame's share of every batched call it took part in (the call's time
+    over the frames in it), so the shares of a tick's frames add up to the tick's time and a stream's timings sum to
+    its part of the inference time. ``sync_timing`` as for :class:`~dff.runtime.runtime.DeepFeatureFlowRuntime`.
+    """
+
+    def __init__(self, *, backend: Backend, schedulers: list[KeyFrameScheduler], sync_timing: bool = False) -> None:
         self.backend = backend
         self.streams = [StreamState(scheduler) for scheduler in schedulers]
+        self._synchronize = backend.synchronize if (sync_timing and backend.asynchronous) else None
 
     def reset(self, stream: int) -> None:
         """Restart ``stream``: its next frame is a key frame, on its own tick; the other streams are untouched."""
@@ -99,22 +106,31 @@ class MultiStreamRuntime:
             for start in range(0, len(members), limit):
                 out.update(self._tick(size, members[start : start + limit], images))
             return out
+        watch = Stopwatch(self._synchronize)
         frames = dict(zip(members, backend.upload_batch([_resize(images[j], size) for j in members])))
         keys = [j for j in members if streams[j].scheduler.is_key(images[j])]  # line 6
         others = [j for j in members if j not in keys]
+        watch.lap("preprocess")
         feats = dict(zip(keys, backend.feature_batch([frames[j] for j in keys]))) if keys else {}  # line 8
         for j in keys:
             streams[j].key_frame, streams[j].key_feat = frames[j], feats[j]  # line 7: k = i
+        watch.lap("feature")
         if others:
             flows = backend.flow_batch([streams[j].key_frame for j in others], [frames[j] for j in others])  # line 11
+            watch.lap("flow")
             feats.update(zip(others, backend.warp_batch([streams[j].key_feat for j in others], flows)))  # line 11
+            watch.lap("warp")
         order = keys + others
-        labels = backend.download_batch(backend.task_batch([feats[j] for j in order]))  # lines 9 and 12
+        labels = backend.task_batch([feats[j] for j in order])  # lines 9 and 12
+        watch.lap("task")
+        labels = [_restore(label, images[j].shape[:2]) for j, label in zip(order, backend.download_batch(labels))]
+        watch.lap("postprocess")
+        key_ms, other_ms = _shares(watch.stages_ms, len(keys), len(others))
         out = {}
         for j, label in zip(order, labels):
             state = streams[j]
-            timing = FrameTiming(index=state.frames, key=j in keys, stages_ms={})
-            out[j] = FrameResult(labels=_restore(label, images[j].shape[:2]), key=j in keys, timing=timing)
+            timing = FrameTiming(index=state.frames, key=j in keys, stages_ms=key_ms if j in keys else other_ms)
+            out[j] = FrameResult(labels=label, key=j in keys, timing=timing)
             state.frames += 1
         return out
 
@@ -122,6 +138,18 @@ class MultiStreamRuntime:
 def phased_schedulers(streams: int, interval: int, phase: Phase = "staggered") -> list[KeyFrameScheduler]:
     """One :class:`PhasedInterval` per stream with the phases of :func:`stream_phases`."""
     return [PhasedInterval(interval, p) for p in stream_phases(streams, interval, phase)]
+
+
+def _shares(stages_ms: dict[str, float], keys: int, others: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-frame shares of a tick's batched calls, for a key frame and for a non-key frame."""
+    every = keys + others
+    common = {stage: stages_ms[stage] / every for stage in ("preprocess", "task", "postprocess")}
+    key = {"preprocess": common["preprocess"], "feature": stages_ms["feature"] / keys} if keys else {}
+    other = {"preprocess": common["preprocess"], "flow": stages_ms["flow"] / others, "warp": stages_ms["warp"] / others} if others else {}
+    for path in (key, other):
+        if path:
+            path.update(task=common["task"], postprocess=common["postprocess"])
+    return key, other
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

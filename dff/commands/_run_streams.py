@@ -1,0 +1,94 @@
+"""``dff run EXPORT SRC [SRC ...] --out-dir D``: many sources on one backend, batched and pipelined.
+
+The path ``dff run`` takes for several sources or ``--out-dir`` (one source with ``--out`` keeps the
+one-stream path): one :class:`~dff.runtime.streams.MultiStreamRuntime` over all sources, driven by
+:func:`~dff.runtime.pipeline.run_pipeline`. Each stream writes ``D/NAME/overlay.mp4``,
+``D/NAME/labels/`` and ``D/NAME/timings.jsonl``, NAME derived from its source (a file's stem, a folder's
+name, ``camera0``; see :func:`~dff.runtime.pipeline_inputs.stream_names` for repeats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+from dff.errors import ConfigError, VideoError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the many-source path, on ``dff run``'s parser."""
+    parser.add_argument("more_sources", nargs="*", metavar="SOURCE", help="more sources: several run as batched streams (needs --out-dir to write)")
+    parser.add_argument("--out-dir", help="one folder per stream here: overlay.mp4, labels/, timings.jsonl (pipelined; any number of sources)")
+    parser.add_argument("--phase", choices=("staggered", "aligned"), default="staggered", help="key-frame phases of the streams (default staggered: stream j's key frames on frames j*l/S mod l)")
+    parser.add_argument("--no-labels", action="store_true", help="with --out-dir: no label PNGs")
+
+
+def wants_streams(args: argparse.Namespace) -> bool:
+    """Whether ``dff run`` takes the many-source path: more than one source, or ``--out-dir``."""
+    return bool(args.more_sources or args.out_dir)
+
+
+def run_streams(args: argparse.Namespace) -> int:
+    from dff.atomic import check_output_dir, check_output_file
+    from dff.runtime import RunOutputs, open_backend
+    from dff.runtime.pipeline import PipelineStream, run_pipeline
+    from dff.runtime.pipeline_inputs import open_stream_source, stream_names
+    from dff.runtime.streams import MultiStreamRuntime, phased_schedulers
+    from dff.sources import EndedEarlyWarning
+
+    specs = [args.source, *args.more_sources]
+    for flag, value in (("--out", args.out), ("--labels-dir", args.labels_dir), ("--log", args.log), ("--compare", args.compare)):
+        if value:
+            raise ConfigError(f"{flag} is for one source without --out-dir; with several sources or --out-dir each stream writes into --out-dir")
+    if not (args.key_interval >= 1):
+        raise ConfigError(f"--key-interval must be >= 1, got {args.key_interval}")
+    if args.scheduler != "fixed":
+        raise ConfigError(
+            f"--scheduler {args.scheduler} runs one source at a time; many sources take fixed intervals with --phase "
+            "(run one `dff run` per source for adaptive key frames)"
+        )
+    names = stream_names(specs)
+    folders: list[Path | None] = [None] * len(specs)
+    if args.out_dir:  # every output path is checked before the first frame
+        out_dir = check_output_dir(args.out_dir, "--out-dir")
+        folders = [check_output_dir(out_dir / name, "--out-dir") for name in names]
+        for folder in folders:
+            check_output_file(folder / "overlay.mp4", "--out-dir")
+            check_output_file(folder / "timings.jsonl", "--out-dir")
+            if not args.no_labels:
+                check_output_dir(folder / "labels", "--out-dir")
+    opened = [open_stream_source(spec) for spec in specs]
+    with open_backend(args.backend, model=args.model, **dict(args.option)) as backend:
+        schedulers = phased_schedulers(len(specs), args.key_interval, args.phase)
+        runtime = MultiStreamRuntime(backend=backend, schedulers=schedulers, sync_timing=args.sync_timing)
+        streams = [PipelineStream(name=name, source=source, live=live) for name, (source, live) in zip(names, opened)]
+        try:  # from here on run_pipeline owns the outputs; until it starts, an error must remove what was begun
+            for stream, folder in zip(streams, folders):
+                if folder is not None:
+                    stream.outputs = RunOutputs(
+                        num_classes=len(backend.class_names),
+                        overlay_path=folder / "overlay.mp4",
+                        labels_dir=None if args.no_labels else folder / "labels",
+                        log_path=folder / "timings.jsonl",
+                        fps=stream.source.fps or 25.0,
+                    )
+        except BaseException:
+            for stream in streams:
+                if stream.outputs is not None:
+                    stream.outputs.abort()
+            raise
+        with warnings.catch_warnings():  # the summary gives the reason; the source's warning would say it twice
+            warnings.simplefilter("ignore", EndedEarlyWarning)
+            report = run_pipeline(runtime, streams, progress=not args.no_progress)
+    print("\n".join(report.lines()))
+    for stream in streams:
+        for line in stream.outputs.lines() if stream.outputs is not None else ():
+            print(f"stream {stream.name}: {line}")
+    if not report.frames:
+        raise VideoError("no source gave a readable frame; nothing was written")
+    for stream, folder in zip(report.streams, folders):
+        if folder is not None and stream.frames:
+            print(f"wrote stream {stream.name}: {folder}")
+    # As for one source, a stream that ended early is reported, not an error: the others ran and every file is complete.
+    return 0
