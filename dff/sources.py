@@ -229,7 +229,6 @@ def open_source(spec: str | os.PathLike | int | Iterable[np.ndarray]) -> FrameSo
 
 
 #: OpenCV's mp4v writer refuses frames with a side of 1 (isOpened() is False), whatever the container.
-MIN_VIDEO_SIDE = 2
 
 
 class VideoWriter:
@@ -280,7 +279,7 @@ class VideoWriter:
             )
             if not self._writer.isOpened():
                 self.abort()
-                raise VideoError(_open_failure(self.path, self.fourcc, size))
+                raise VideoError(_open_failure(self.path, self.fourcc))
             self._size = size
         elif size != self._size:
             raise VideoError(
@@ -364,15 +363,10 @@ class VideoWriter:
             self.abort()
 
 
-def _open_failure(path: Path, fourcc: str, size: tuple[int, int]) -> str:
-    """Why OpenCV could not open a video writer, told apart from its one False: the path, the frame size, the codec."""
+def _open_failure(path: Path, fourcc: str) -> str:
+    """Why OpenCV could not open a video writer, told apart from its one False: the path or the codec."""
     if path.is_dir():
         return f"cannot write video {path}: it is a directory; give a file path inside it (e.g. {path / 'overlay.mp4'})"
-    if min(size) < MIN_VIDEO_SIDE:
-        return (
-            f"cannot write video {path}: frames of {size[0]}x{size[1]} (HxW) are too small for the {fourcc} encoder, "
-            f"which needs both sides >= {MIN_VIDEO_SIDE}; use larger frames, or --labels-dir for label PNGs instead"
-        )
     return (
         f"cannot write video {path} with fourcc {fourcc!r}: this OpenCV build has no such encoder for that container "
         "(use .mp4 with mp4v)"

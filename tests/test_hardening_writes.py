@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import DATA, decode_all, make_checkpoint, small_clip, vtest_frames, wipe_frame
+from helpers import DATA, decode_all, make_checkpoint, small_clip, start_dff, vtest_frames, wipe_frame
 
 from dff.atomic import write_bytes_atomic
 from dff.cli import main
@@ -207,10 +207,8 @@ def long_clip_600(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_interrupt_prints_the_partial_summary(tiny_export, long_clip_600, tmp_path, sent, status, word) -> None:
     """Item 7: a real signal to a real `dff run`: one line with the frames done, and their timing summary."""
     labels = tmp_path / "labels"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dff.cli", "run", str(tiny_export), str(long_clip_600), "-l", "1", "--compare",
-         "--labels-dir", str(labels), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    process = start_dff(
+        "run", str(tiny_export), str(long_clip_600), "-l", "1", "--compare", "--labels-dir", str(labels), "--no-progress"
     )
     deadline = time.monotonic() + 60
     while len(list(labels.glob(".labels.tmp-*/*.png"))) < 3:  # frame n's PNG exists: frames before n are done

@@ -43,6 +43,8 @@ def run_streams(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} is for one source without --out-dir; with several sources or --out-dir each stream writes into --out-dir")
     if not (args.key_interval >= 1):
         raise ConfigError(f"--key-interval must be >= 1, got {args.key_interval}")
+    if getattr(args, "scheduler", "fixed") != "fixed":
+        raise ConfigError("--scheduler adaptive runs one source without --out-dir; many streams use fixed intervals with --phase")
     names = stream_names(specs)
     folders: list[Path | None] = [None] * len(specs)
     if args.out_dir:  # every output path is checked before the first frame

@@ -9,9 +9,10 @@ import warnings
 from contextlib import closing
 from typing import Any
 
+from dff.commands import _keyframes as keyframes
 from dff.commands._run_streams import add_arguments as add_stream_arguments
 from dff.commands._run_streams import run_streams, wants_streams
-from dff.errors import ConfigError, VideoError
+from dff.errors import VideoError
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plugin_lib, cuda_graph, device (a wrong key lists the backend's options)",
     )
     parser.add_argument("--key-interval", "-l", type=int, default=10, help="one key frame every l frames (l in Eq. 7)")
+    keyframes.add_arguments(parser)
     parser.add_argument("--out", help="overlay video to write (.mp4)")
     parser.add_argument("--labels-dir", help="folder for one PNG of class ids per frame")
     parser.add_argument("--log", help="JSON-lines file of per-frame timings")
@@ -62,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     if wants_streams(args):
         return run_streams(args)
-    if not (args.key_interval >= 1):
-        raise ConfigError(f"--key-interval must be >= 1, got {args.key_interval}")
+    scheduler = keyframes.scheduler_from_args(args, args.key_interval, args.model)
     # Output paths are checked before the first frame, so that a bad one costs no computing and leaves nothing behind.
     if args.out:
         check_output_file(args.out, "--out")
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(args.labels_dir, "--labels-dir")
     source = open_source(args.source)
     with open_backend(args.backend, model=args.model, **dict(args.option)) as backend:
-        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(args.key_interval), sync_timing=args.sync_timing)
+        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=scheduler, sync_timing=args.sync_timing)
         baseline = (
             DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(1), sync_timing=args.sync_timing)
             if args.compare
@@ -88,9 +89,14 @@ def run(args: argparse.Namespace) -> int:
         )
         timings, baseline_timings = [], []
 
+        fixed = isinstance(scheduler, FixedInterval)
+
         def report() -> RunReport:  # of the frames done: all of them, or those before an interrupt
             return RunReport.of(
-                timings, interval=args.key_interval, source=source, baseline=baseline_timings if args.compare else None
+                timings,
+                interval=args.key_interval if fixed else None,
+                source=source,
+                baseline=baseline_timings if args.compare else None,
             )
 
         steps = run_source(runtime, source, baseline=baseline, progress=not args.no_progress)
@@ -116,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
             )
             return interrupt_status(interrupt)
     print("\n".join(report().lines() + outputs.lines()))
+    if not fixed:
+        keys = sum(t.key for t in timings)
+        share = 100 * keys / len(timings)
+        print(f"{scheduler!r}: {keys} key frames in {len(timings)} ({share:.1f}%), {scheduler.cuts} scene cuts")
     for label, path in (("overlay video", args.out), ("labels", args.labels_dir), ("timing log", args.log)):
         if path:
             print(f"wrote {label}: {path}")

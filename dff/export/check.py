@@ -59,6 +59,7 @@ from dff.manifest import (
     sha256_file,
 )
 from dff.ops.warp import warp
+from dff.runtime.adaptive_signals import FLOW_STATS
 from dff.sources import open_source
 
 #: Allowed ``max_rel`` (and label margin) per export dtype. float32 graphs differ from PyTorch by reordered
@@ -208,7 +209,12 @@ class Reference:
         self.name = "the checkpoint in PyTorch, float32; warp: dff.ops.warp (PyTorch, float64)"
         self._graphs = {
             "feature": FeatureGraph(feature_net=model.feature_net, config=config, dtype=torch.float32).eval(),
-            "flow": FlowGraph(flow_net=model.flow_net, config=config, dtype=torch.float32).eval(),
+            "flow": FlowGraph(
+                flow_net=model.flow_net,
+                config=config,
+                dtype=torch.float32,
+                statistics=any(spec.name == FLOW_STATS for spec in self._files["flow"].outputs),
+            ).eval(),
             "task": TaskGraph(task_net=model.task_net).eval(),
         }
         self._networks = {role: self._torch_runner(role, graph) for role, graph in self._graphs.items()}

@@ -2,7 +2,8 @@
 
 The paper uses a fixed key-frame duration l (Section 3, "Key Frame Scheduling") and leaves
 adaptive schedules to future work; a scheduler here sees each frame, so an adaptive one can
-subclass :class:`KeyFrameScheduler` and decide from the image.
+subclass :class:`KeyFrameScheduler` and decide from the image, and, with ``reads_flow``, from F's
+statistics after F (:class:`dff.runtime.adaptive.AdaptiveInterval`).
 
 Whatever the policy, three frames are always key frames: the first one, the first after
 :meth:`KeyFrameScheduler.reset`, and one whose size differs from the frame before it (features
@@ -13,8 +14,11 @@ from __future__ import annotations
 
 import numbers
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import numpy as np
+
+from dff.runtime.adaptive_signals import FlowStatistics
 
 
 class KeyFrameScheduler(ABC):
@@ -40,6 +44,21 @@ class KeyFrameScheduler(ABC):
     @abstractmethod
     def choose(self, image: np.ndarray) -> bool:
         """The policy, for frames the rules above leave open; ``since_key`` counts the frames since the last key frame."""
+
+    #: True where the policy reads F's statistics: the runtime then passes them to :meth:`observe` after F.
+    reads_flow: ClassVar[bool] = False
+
+    def observe(self, statistics: FlowStatistics | None) -> bool:
+        """F's statistics on the non-key frame just decided (None where the export has none); True promotes that
+        frame to a key frame after all (F was then paid for nothing). Only called where ``reads_flow``."""
+        promoted = self.promote(statistics)
+        if promoted:
+            self.since_key = 0
+        return promoted
+
+    def promote(self, statistics: FlowStatistics | None) -> bool:
+        """The policy after F; never promotes unless a subclass says otherwise."""
+        return False
 
 
 class FixedInterval(KeyFrameScheduler):

@@ -48,6 +48,7 @@ from dff.engines.records import ROLES, check_plugin_library, read_engine, select
 from dff.engines.runner import EngineRunner, copy_on_device
 from dff.errors import InputSizeError
 from dff.manifest import SizeRange, load_manifest
+from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
 
 #: Engines run as CUDA graphs with ``cuda_graph=True``: the networks of the non-key path (Algorithm 1, lines 11-12).
@@ -144,6 +145,9 @@ class TensorRTBackend(Backend):
         except BaseException:
             self.close()
             raise
+        # (M, S), and their statistics where flow.onnx has them (exports before issue 16 do not).
+        produced = self._runners["flow"].outputs
+        self._flow_outputs = tuple(n for n in (names.FLOW, names.SCALE, FLOW_STATS) if n in produced)
 
     def graph_stats(self) -> dict[str, GraphStats]:
         """Per engine: CUDA graphs captured and replayed, failed captures, plain enqueues (copies, not live)."""
@@ -179,11 +183,14 @@ class TensorRTBackend(Backend):
         return self._runners["feature"].run({names.FRAME: frame})[names.FEAT]
 
     def flow(self, key_frame: FrameHandle, frame: FrameHandle) -> FlowHandle:
-        out = self._runners["flow"].run({names.KEY_FRAME: key_frame, names.FRAME: frame}, (names.FLOW, names.SCALE))
-        return out[names.FLOW], out[names.SCALE]
+        out = self._runners["flow"].run({names.KEY_FRAME: key_frame, names.FRAME: frame}, self._flow_outputs)
+        return tuple(out[name] for name in self._flow_outputs)
+
+    def flow_statistics(self, flow: FlowHandle) -> FlowStatistics | None:
+        return FlowStatistics.from_array(self.to_host(flow[2]).astype(np.float32)) if len(flow) > 2 else None
 
     def warp(self, key_feat: FeatureHandle, flow: FlowHandle) -> FeatureHandle:
-        flow_field, scale = flow
+        flow_field, scale = flow[:2]
         inputs = {names.KEY_FEAT: key_feat, names.FLOW: flow_field, names.SCALE: scale}
         return self._runners["warp"].run(inputs, (names.FEAT,))[names.FEAT]
 
@@ -228,14 +235,14 @@ class TensorRTBackend(Backend):
 
     def flow_batch(self, key_frames: Sequence[FrameHandle], frames: Sequence[FrameHandle]) -> list[FlowHandle]:
         inputs = {names.KEY_FRAME: self._stack(key_frames), names.FRAME: self._stack(frames)}
-        out = self._runners["flow"].run(inputs, (names.FLOW, names.SCALE))
-        return list(zip(split(out[names.FLOW]), split(out[names.SCALE])))
+        out = self._runners["flow"].run(inputs, self._flow_outputs)
+        return list(zip(*(split(out[name]) for name in self._flow_outputs)))
 
     def warp_batch(self, key_feats: Sequence[FeatureHandle], flows: Sequence[FlowHandle]) -> list[FeatureHandle]:
         inputs = {
             names.KEY_FEAT: self._stack(key_feats),
-            names.FLOW: self._stack([flow for flow, _ in flows]),
-            names.SCALE: self._stack([scale for _, scale in flows]),
+            names.FLOW: self._stack([flow[0] for flow in flows]),
+            names.SCALE: self._stack([flow[1] for flow in flows]),
         }
         return split(self._runners["warp"].run(inputs, (names.FEAT,))[names.FEAT])
 
