@@ -45,8 +45,7 @@ def run_streams(args: argparse.Namespace) -> int:
         raise ConfigError(f"--key-interval must be >= 1, got {args.key_interval}")
     if args.scheduler != "fixed":
         raise ConfigError(
-            f"--scheduler {args.scheduler} runs one source at a time; many sources take fixed intervals with --phase "
-            "(run one `dff run` per source for adaptive key frames)"
+            "--scheduler adaptive runs one source without --out-dir; many streams use fixed intervals with --phase"
         )
     names = stream_names(specs)
     folders: list[Path | None] = [None] * len(specs)
