@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test pytest plugins clean
+.PHONY: demo test pytest plugins cpp wheel-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/dff demo
 
-test: plugins pytest
+test: plugins cpp pytest wheel-check
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -22,5 +22,13 @@ pytest: $(STAMP)
 plugins:
 	bash plugins/ci.sh
 
+# The C++ runtime (cpp/): Debian packages, Release and ASan/UBSan builds, ctest, install + find_package check.
+cpp: $(STAMP)
+	bash cpp/ci.sh
+
+# The CLI from the wheel installed without extras, in a fresh virtual environment (.ci/wheel_check.sh).
+wheel-check: $(STAMP)
+	PIP=$(BIN)/pip PYTHON=$(PYTHON) bash .ci/wheel_check.sh
+
 clean:
-	rm -rf $(VENV) plugins/build
+	rm -rf $(VENV) plugins/build cpp/build

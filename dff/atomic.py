@@ -77,6 +77,21 @@ def check_output_dir(path: str | Path, what: str) -> Path:
     return path
 
 
+def space_error(folder: str | Path, size: int = 1 << 16) -> OSError | None:
+    """The error that writing ``size`` bytes into ``folder`` raises now (ENOSPC on a full disk), or None.
+
+    For writers that do not report their own failures (OpenCV's video writer): the cause of a bad file, in words.
+    """
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".dff-probe-") as probe:
+            probe.write(bytes(size))
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        return error
+    return None
+
+
 def _suffix(what: str) -> str:
     return {"--log": ".jsonl", "--out": ".mp4"}.get(what, "")
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from dff.atomic import atomic_path
+from dff.checkpoint_path import checkpoint_file
 from dff.config import ModelConfig, from_dict, to_dict
 from dff.errors import CheckpointError, ConfigError
 
@@ -43,26 +44,26 @@ def save_checkpoint(
     metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write ``model``'s weights and ``config`` to ``path`` atomically (temporary file, then rename)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
     tensors.update({STATE_PREFIX + name: t.detach().contiguous().cpu() for name, t in (state or {}).items()})
     meta = dict(metadata or {})
     meta.update({FORMAT_KEY: FORMAT, CONFIG_KEY: json.dumps(to_dict(config))})
+    # Serialised here and written by us: a full disk is then an OSError with its cause (safetensors' own writer
+    # raises an error that names none we can act on).
     with atomic_path(path) as temp:
-        save_file(tensors, str(temp), metadata=meta)
+        temp.write_bytes(save(tensors, metadata=meta))
     return path
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint file; every failure names the file and what is wrong."""
+    """Read a checkpoint file (or the folder holding its ``model.safetensors``); every failure names the file and what is wrong."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist (create one with `dff init` or `dff train`)")
+    path = checkpoint_file(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
@@ -106,9 +107,10 @@ def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: str
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelConfig]:
-    """Rebuild the model from a checkpoint file: (model in eval mode, its configuration)."""
+    """Rebuild the model from a checkpoint file (or its folder): (model in eval mode, its configuration)."""
     from dff.models import build_model
 
+    path = checkpoint_file(path)
     checkpoint = read_checkpoint(path)
     model = build_model(checkpoint.config)
     load_weights(model, checkpoint.weights, path)

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import signal
 import sys
 import threading
+import warnings
+from collections.abc import Callable
+
+# OpenCV and FFmpeg print their own log lines (decoder complaints, writer warnings) among ours, and dff reports
+# what matters itself (skipped frames, a video that ended early, a failed write). Set before cv2 is imported;
+# a user's own setting wins.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 from dff import __version__
 from dff import commands
-from dff.errors import DFFError, Terminated, interrupt_status
+from dff.errors import DFFError, Terminated, interrupt_cause, interrupt_status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +43,19 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """Warnings printed as ``dff COMMAND: warning: ...``, above the progress bar, not as a library's file and line."""
+
+    def show(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None, line: object = None
+    ) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"dff {command}: warning: {message}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # SIGTERM (timeout, kill, container runtimes) unwinds like Ctrl-C, so every context manager that
@@ -41,14 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return int(args.handler(args) or 0)
     except DFFError as error:
         # Expected user errors: one clear line, no traceback.
         print(f"dff {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
-        cause = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted (Ctrl-C)"
-        print(f"dff {args.command}: {cause}; unfinished outputs removed, earlier files kept", file=sys.stderr)
+        cause = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        print(
+            f"dff {args.command}: {cause} ({interrupt_cause(interrupt)}); unfinished outputs removed, earlier files kept",
+            file=sys.stderr,
+        )
         return interrupt_status(interrupt)
     finally:
         if in_main_thread:

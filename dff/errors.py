@@ -33,6 +33,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs (temporary files removed)."""
 
 
+def interrupt_cause(interrupt: BaseException) -> str:
+    """What stopped a run, in words: ``SIGTERM`` or ``Ctrl-C``."""
+    return "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C"
+
+
 def interrupt_status(interrupt: BaseException) -> int:
     """The exit status of a run stopped by ``interrupt``: 128 + the signal number, as a shell reports it."""
     return 143 if isinstance(interrupt, Terminated) else 130

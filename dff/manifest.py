@@ -13,13 +13,16 @@ so postprocessing on the host is nothing either.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from dff.atomic import write_bytes_atomic
+from dff.checkpoint_path import export_dir_for, is_checkpoint
 from dff.config import ModelConfig, from_dict, to_dict
 from dff.errors import ConfigError, ExportError, InputSizeError
 from dff.frames import FEATURE_STRIDE
@@ -161,16 +164,55 @@ def write_manifest(directory: str | Path, manifest: Manifest) -> Path:
     return write_bytes_atomic(Path(directory) / MANIFEST_NAME, (json.dumps(to_dict(manifest), indent=2) + "\n").encode())
 
 
+def invalid_model(path: str | Path, role: str, error: BaseException) -> ExportError:
+    """The error for a model file a runtime cannot load: which file, that it is not valid ONNX, and to export again."""
+    # OpenVINO leads with lines naming its own source files; the first other line says what is wrong.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith(("Check '", "FrontEnd API failed"))] or lines
+    detail = (said[0] if said else type(error).__name__).rstrip(":")[:200]
+    return ExportError(f"{path} ({role} model) is not a valid ONNX model ({detail}); export again with `dff export`")
+
+
+def missing_fields(cls: type, data: object, prefix: str = "") -> list[str]:
+    """Dotted names of the required fields of dataclass ``cls`` that ``data`` lacks, nested dataclasses included."""
+    if not isinstance(data, dict):
+        return []  # from_dict names the wrong type
+    hints = typing.get_type_hints(cls)
+    missing = []
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                missing.append(prefix + f.name)
+        elif dataclasses.is_dataclass(hints[f.name]):
+            missing += missing_fields(hints[f.name], data[f.name], f"{prefix}{f.name}.")
+    return missing
+
+
 def load_manifest(directory: str | Path, *, verify: bool = True) -> Manifest:
     """Read an export directory's manifest; with ``verify``, check every file's SHA-256."""
     directory = Path(directory)
     path = directory / MANIFEST_NAME
+    if is_checkpoint(directory):
+        raise ExportError(
+            f"{directory} is a checkpoint, not an export directory: export it first with "
+            f"`dff export {directory} --out {export_dir_for(directory)}` and give that folder (or use --backend torch, "
+            "which runs a checkpoint)"
+        )
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(f"{directory} is a file, not an export directory: give the folder `dff export` wrote")
     if not directory.is_dir():
         raise ExportError(f"export directory {directory} does not exist: create it with `dff export CHECKPOINT --out {directory}`")
     if not path.is_file():
         raise ExportError(f"{directory} has no {MANIFEST_NAME}: it is not a dff export (run `dff export` again)")
     try:
-        manifest = from_dict(Manifest, json.loads(path.read_text()), where=str(path))
+        data = json.loads(path.read_text())
+        missing = missing_fields(Manifest, data)
+        if missing:
+            raise ExportError(
+                f"{path} lacks the field(s) {', '.join(missing)}: {directory} is not a complete dff export "
+                "(an interrupted or foreign write?); run `dff export` again"
+            )
+        manifest = from_dict(Manifest, data, where=str(path))
     except (json.JSONDecodeError, UnicodeDecodeError, ConfigError) as error:
         raise ExportError(f"{path} is corrupt: {error}; run `dff export` again") from None
     if manifest.format != FORMAT:

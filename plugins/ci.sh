@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # CI for plugins/ (no GPU, no TensorRT needed): configure and build (Release) into plugins/build, run the host
-# tests with ctest, and compile the kernel for sm_75, sm_80, sm_86, sm_89, sm_90 plus compute_90 PTX with ptxas -v,
-# keeping its register/spill report in plugins/build/ptxas.log. Reuses plugins/build incrementally.
+# tests with ctest (the sampling math, and every thread of the kernel's grid emulated on the CPU), and compile the
+# kernel for sm_75, sm_80, sm_86, sm_89, sm_90 plus compute_90 PTX with ptxas -v, keeping its register/spill report
+# in plugins/build/ptxas.log. With TensorRT's headers (TensorRT_ROOT, TensorRT_INCLUDE_DIR) it builds the plugin
+# libraries too. Reuses plugins/build incrementally.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -10,6 +12,14 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 mkdir -p "$build"
 
 cmake_args=(-S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release)
+# TensorRT as the user has it: TensorRT_ROOT (tar or deb prefix) or TensorRT_INCLUDE_DIR for the headers, and the
+# Python that has pip's tensorrt_libs (the repository's .venv, else python3 on PATH) for a wheel's libnvinfer.so.N.
+for variable in TensorRT_ROOT TensorRT_INCLUDE_DIR; do
+  if [[ -n "${!variable:-}" ]]; then cmake_args+=("-D$variable=${!variable}"); fi
+done
+python="$here/../.venv/bin/python"
+[[ -x "$python" ]] || python="$(command -v python3 || true)"
+if [[ -n "$python" ]]; then cmake_args+=("-DPython3_EXECUTABLE=$python"); fi
 if command -v nvcc >/dev/null 2>&1; then
   cmake_args+=(-DDFF_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DDFF_PTXAS_VERBOSE=ON
     "-DCMAKE_CUDA_ARCHITECTURES=75-real;80-real;86-real;89-real;90")

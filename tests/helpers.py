@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,15 @@ def vtest_frames(count: int, size: tuple[int, int], *, start: int = 0) -> list[n
         frames.append(cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA))
     capture.release()
     return frames
+
+
+def start_dff(*args: str) -> subprocess.Popen:
+    """`dff ARGS...` as a child process that Ctrl-C reaches, as it does in a terminal.
+
+    A test run in the background (nohup, some CI runners) ignores SIGINT, and children inherit that.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "dff.cli", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )

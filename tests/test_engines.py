@@ -7,21 +7,29 @@ them, only the SHA-256 and record checks do. tests/test_tensorrt.py builds and r
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import gc
 import importlib.util
 import json
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dff.atomic import write_bytes_atomic
 from dff.cli import main
 from dff.engines.build import BuildOptions, check_options, parse_bytes, plan_build
+from dff.engines.cudart import CudaError, driver_too_old_message
 from dff.engines.errors import INSTALL_HINT, EngineError
 from dff.engines.gpu import GpuIdentity, current_gpu, parse_nvidia_smi
+from dff.engines.loaders import WARP_PLUGIN
+from dff.engines.memory import DevicePool, DeviceTensor, contiguous_run, size_class, split
 from dff.engines.profiles import FrameSize, SizeProfile, input_shapes, make_profile, parse_frame_size, resolve_shape
 from dff.engines.records import (
     FORMAT,
@@ -172,6 +180,13 @@ class TestProfiles:
         assert shapes["flow"] == ((1, 2, 4, 4), (1, 2, 8, 10), (1, 2, 8, 10))
         assert shapes["key_feat"][2] == (1, manifest.model.channels, 8, 10)
 
+    def test_a_batch_range_for_many_streams(self, tiny_export: Path) -> None:
+        manifest = load_manifest(tiny_export)
+        shapes = input_shapes(manifest.models.flow, make_profile(manifest.sizes, max_batch=8))
+        assert shapes["frame"] == ((1, 64, 64, 3), (8, 128, 160, 3), (8, 128, 160, 3))
+        with pytest.raises(ConfigError, match="--max-batch must be 1 or more"):
+            make_profile(manifest.sizes, max_batch=0)
+
     def test_unknown_dimension_names_are_an_export_error(self) -> None:
         with pytest.raises(ExportError, match="dimension 'T' is not one of N, H, W, H/k, W/k"):
             resolve_shape(("N", "T"), FrameSize(64, 64), "x.onnx input 'y'")
@@ -194,6 +209,7 @@ class TestEngineKey:
             {"workspace": 1 << 30},
             {"plugin_sha256": "c" * 64},
             {"onnx_file": "warp_plugin.onnx"},
+            {"profile": SizeProfile(min=FrameSize(64, 64), opt=FrameSize(128, 160), max=FrameSize(128, 160), max_batch=4)},
         ],
     )
     def test_every_dependency_changes_the_digest(self, change: dict[str, object]) -> None:
@@ -312,6 +328,7 @@ class TestPlanBuild:
         assert [e.onnx_path.name for e in plan.engines] == ["feature.onnx", "flow.onnx", "warp.onnx", "task.onnx"]
         assert plan.engines_dir == tiny_export / "engines"
         assert plan.timing_cache.name == "timing-nvidia-h200-sm9.0-trt10.9.0.34.cache"
+        assert plan.timing_cache_elsewhere is None  # its own file: started over if TensorRT refuses it
         assert plan.engines[0].input_shapes == {"frame": ((1, 64, 64, 3), (1, 128, 160, 3), (1, 128, 160, 3))}
 
     def test_plugin_warp_changes_only_the_warp_key(self, tiny_export: Path, tmp_path: Path) -> None:
@@ -332,6 +349,16 @@ class TestPlanBuild:
             self.plan(tiny_export, BuildOptions(opt_size=FrameSize(96, 96))),
         ):
             assert base.isdisjoint(e.key.digest() for e in other.engines)
+
+    def test_a_users_timing_cache_is_never_overwritten_by_another_gpus(self, tiny_export: Path, tmp_path: Path) -> None:
+        user = tmp_path / "shared" / "trt.timing"
+        h200 = self.plan(tiny_export, BuildOptions(timing_cache=user))
+        a10 = self.plan(tiny_export, BuildOptions(timing_cache=user), gpu=A10, version="11.1.0")
+        assert h200.timing_cache == a10.timing_cache == user
+        assert h200.timing_cache_elsewhere == user.with_name("trt-nvidia-h200-sm9.0-trt10.9.0.34.timing")
+        assert a10.timing_cache_elsewhere == user.with_name("trt-nvidia-a10-sm8.6-trt11.1.0.timing")
+        suffixless = self.plan(tiny_export, BuildOptions(timing_cache=tmp_path / "cache"))
+        assert suffixless.timing_cache_elsewhere == tmp_path / "cache-nvidia-h200-sm9.0-trt10.9.0.34.cache"
 
     def test_plugin_warp_needs_the_library(self, tiny_export: Path, tmp_path: Path) -> None:
         manifest = load_manifest(tiny_export)
@@ -368,12 +395,27 @@ class TestBuildCommand:
         code, err = self.run(capsys, str(tiny_export))
         assert code == 2
         assert "`dff build` needs the Python package 'tensorrt'" in err
-        assert INSTALL_HINT in err and "deep-feature-flow[tensorrt]" in err
+        assert INSTALL_HINT in err
+        assert "deep-feature-flow[tensorrt-cu13]'` (NVIDIA driver 580 or newer)" in err
+        assert "deep-feature-flow[tensorrt-cu12]'` (driver 525 or newer)" in err
 
     def test_profile_errors_come_before_tensorrt(self, tiny_export: Path, capsys: pytest.CaptureFixture[str]) -> None:
         code, err = self.run(capsys, str(tiny_export), "--opt-size", "256x256")
         assert code == 2
         assert "--opt-size 256x256 is not a frame size this export allows" in err
+
+    def test_batch_below_one(self, tiny_export: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self.run(capsys, str(tiny_export), "--max-batch", "0")
+        assert code == 2 and "--max-batch must be 1 or more (frames per engine call); got 0" in err
+
+    def test_records_without_a_batch_range_read_as_batch_1(self, tmp_path: Path) -> None:
+        # Records written before --max-batch existed have no max_batch in their profile.
+        store_engine(tmp_path, make_key(), b"plan")
+        path = tmp_path / f"{make_key().stem}.json"
+        data = json.loads(path.read_text())
+        del data["key"]["profile"]["max_batch"]
+        path.write_text(json.dumps(data))
+        assert read_record(path).key.profile.max_batch == 1
 
     def test_malformed_size(self, tiny_export: Path, capsys: pytest.CaptureFixture[str]) -> None:
         code, err = self.run(capsys, str(tiny_export), "--max-size", "big")
@@ -408,7 +450,7 @@ class TestTensorRTBackendWithoutTensorRT:
         from dff.runtime import open_backend
 
         with pytest.raises(
-            EngineError, match=r"the tensorrt backend needs the Python package 'tensorrt'.*pip install tensorrt"
+            EngineError, match=r"the tensorrt backend needs the Python package 'tensorrt'.*pip install 'deep-feature-flow\[tensorrt-cu13\]'"
         ):
             open_backend("tensorrt", model=tiny_export)
 
@@ -425,3 +467,179 @@ def test_build_record_is_plain_json(tmp_path: Path) -> None:
     assert data["key"]["gpu"] == {"name": "NVIDIA H200", "compute_capability": "9.0"}
     assert data["key"]["profile"]["opt"] == {"height": 128, "width": 160}
     assert data["tensors"][0]["profile"][2] == [1, 128, 160, 3]
+
+
+class TestDevicePool:
+    """The pool's policy on real memory: host blocks from libc's malloc/free stand in for cudaMalloc/cudaFree."""
+
+    @pytest.fixture
+    def pool(self) -> Iterator[tuple[DevicePool, list[int], list[int]]]:
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype = ctypes.c_void_p
+        libc.free.argtypes = [ctypes.c_void_p]
+        allocated: list[int] = []
+        freed: list[int] = []
+
+        def allocate(nbytes: int) -> int:
+            pointer = libc.malloc(nbytes)
+            ctypes.memset(pointer, 0, nbytes)  # the block is real and writable
+            allocated.append(pointer)
+            return pointer
+
+        def free(pointer: int) -> None:
+            freed.append(pointer)
+            libc.free(pointer)
+
+        pool = DevicePool(allocate, free, synchronize=lambda: None, idle_floor=1 << 20)
+        yield pool, allocated, freed
+        pool.close()
+
+    @pytest.mark.parametrize("nbytes", [1, 511, 512, 4097, 3 << 20, (1 << 30) + 1])
+    def test_size_classes_waste_at_most_an_eighth(self, nbytes: int) -> None:
+        block = size_class(nbytes)
+        assert block >= nbytes and (block - max(nbytes, 512)) <= max(nbytes, 512) / 8
+        assert size_class(block) == block
+
+    def test_a_dropped_handles_block_is_reused(self, pool) -> None:
+        pool, allocated, _ = pool
+        first = DeviceTensor(pool, (1, 64, 64, 3), np.dtype(np.uint8))
+        address = first.pointer
+        del first
+        gc.collect()
+        second = DeviceTensor(pool, (1, 60, 68, 3), np.dtype(np.uint8))  # another size of the same class
+        assert second.pointer == address and len(allocated) == 1
+
+    def test_a_held_handles_block_is_never_handed_out(self, pool) -> None:
+        pool, _, _ = pool
+        held = [DeviceTensor(pool, (1024,), np.dtype(np.float32)) for _ in range(4)]
+        assert len({t.pointer for t in held}) == 4
+
+    def test_blocks_of_an_old_frame_size_are_freed(self, pool) -> None:
+        pool, allocated, freed = pool
+        big = [DeviceTensor(pool, (1, 32, 256, 512), np.dtype(np.float32)) for _ in range(3)]  # 3 x 16 MiB
+        del big
+        gc.collect()
+        assert pool.idle_bytes == 3 * (16 << 20) and not freed  # idle, kept until a new block is needed
+        small = [DeviceTensor(pool, (1, 32, 16, 32), np.dtype(np.float32)) for _ in range(2)]
+        # Idle bytes are trimmed to max(live bytes, floor) before allocating: the 16 MiB blocks go.
+        assert len(freed) == 3 and pool.idle_bytes == 0
+        assert pool.allocated_bytes == pool.live_bytes == 2 * size_class(32 * 16 * 32 * 4)
+        del small
+        gc.collect()
+        assert pool.idle_bytes == 2 * size_class(32 * 16 * 32 * 4) and len(allocated) == 5
+
+    def test_recently_wanted_sizes_are_kept_over_old_ones(self, pool) -> None:
+        pool, _, freed = pool
+        pool.idle_floor = 4 << 20
+        old = DeviceTensor(pool, (2 << 20,), np.dtype(np.uint8))
+        recent = DeviceTensor(pool, (3 << 20,), np.dtype(np.uint8))
+        old_address, recent_address = old.pointer, recent.pointer
+        del old, recent
+        gc.collect()
+        DeviceTensor(pool, (1 << 10,), np.dtype(np.uint8))  # a new class: trims 5 MiB idle down to the 4 MiB floor
+        assert freed == [old_address]
+        again = DeviceTensor(pool, (3 << 20,), np.dtype(np.uint8))
+        assert again.pointer == recent_address
+
+    def test_out_of_memory_frees_idle_blocks_and_retries(self) -> None:
+        blocks: dict[int, bytearray] = {}  # real memory, bytearrays by address
+        failures: list[int] = []
+
+        def allocate(nbytes: int) -> int:
+            if sum(map(len, blocks.values())) + nbytes > 10 << 20:  # a 10 MiB device
+                failures.append(nbytes)
+                raise CudaError("cudaMalloc failed: cudaErrorMemoryAllocation (2)")
+            block = bytearray(nbytes)
+            address = ctypes.addressof((ctypes.c_char * nbytes).from_buffer(block))
+            blocks[address] = block
+            return address
+
+        pool = DevicePool(allocate, lambda address: blocks.pop(address), synchronize=lambda: None, idle_floor=64 << 20)
+        idle = DeviceTensor(pool, (8 << 20,), np.dtype(np.uint8))
+        del idle
+        gc.collect()
+        held = DeviceTensor(pool, (4 << 20,), np.dtype(np.uint8))  # 8 + 4 MiB do not fit: the idle 8 MiB go
+        assert failures == [4 << 20] and list(blocks) == [held.pointer]
+        pool.close()
+
+    def test_close_frees_everything_and_late_drops_do_nothing(self, pool) -> None:
+        pool, allocated, freed = pool
+        held = DeviceTensor(pool, (100,), np.dtype(np.float32))
+        dropped = DeviceTensor(pool, (200,), np.dtype(np.float32))
+        del dropped
+        gc.collect()
+        pool.close()
+        assert sorted(freed) == sorted(allocated) and pool.allocated_bytes == 0
+        del held  # its finalizer runs after close(): no double free
+        gc.collect()
+        assert len(freed) == len(allocated)
+        with pytest.raises(RuntimeError, match="closed"):
+            DeviceTensor(pool, (1,), np.dtype(np.uint8))
+
+    def test_handles_dropped_on_other_threads(self, pool) -> None:
+        pool, allocated, _ = pool
+
+        def churn() -> None:
+            for _ in range(200):
+                DeviceTensor(pool, (1, 4, 4, 4), np.dtype(np.float32))
+
+        threads = [threading.Thread(target=churn) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        gc.collect()
+        assert pool.live_bytes == 0 and len(allocated) <= 4  # at most one block per thread in flight
+
+
+class TestBatchViews:
+    """Per-frame views of batch tensors, on real (host) memory from the pool."""
+
+    @pytest.fixture
+    def pool(self) -> Iterator[DevicePool]:
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype = ctypes.c_void_p
+        libc.free.argtypes = [ctypes.c_void_p]
+        pool = DevicePool(libc.malloc, libc.free, synchronize=lambda: None)
+        yield pool
+        pool.close()
+
+    def test_split_views_cover_the_batch_and_keep_it_alive(self, pool: DevicePool) -> None:
+        batch = DeviceTensor(pool, (3, 2, 4, 5), np.dtype(np.float16))
+        base, live = batch.pointer, pool.live_bytes
+        views = split(batch)
+        del batch
+        gc.collect()
+        assert pool.live_bytes == live  # the views hold the batch's block
+        assert [v.pointer - base for v in views] == [0, 80, 160] and {v.shape for v in views} == {(1, 2, 4, 5)}
+        del views
+        gc.collect()
+        assert pool.live_bytes == 0
+
+    def test_consecutive_views_are_a_batch_again_without_a_copy(self, pool: DevicePool) -> None:
+        views = split(DeviceTensor(pool, (4, 8), np.dtype(np.float32)))
+        run = contiguous_run(views[1:3])
+        assert run is not None and run.shape == (2, 8) and run.pointer == views[1].pointer and run.nbytes == 64
+        assert contiguous_run([views[2], views[1]]) is None  # out of order: the backend copies
+        assert contiguous_run([views[0], DeviceTensor(pool, (1, 8), np.dtype(np.float32))]) is None
+
+
+class TestCudaErrors:
+    def test_driver_too_old_for_cuda_13(self) -> None:
+        message = driver_too_old_message("cudaGetDeviceCount", driver_version=12040, runtime_version=13000)
+        assert message.startswith("cudaGetDeviceCount failed: the NVIDIA driver is too old for this CUDA")
+        assert "supports CUDA up to 12.4, cuda-python and TensorRT here are built for CUDA 13.0" in message
+        assert "pip install 'deep-feature-flow[tensorrt-cu12]'" in message and "580 or newer" in message
+
+    def test_driver_too_old_for_cuda_12(self) -> None:
+        message = driver_too_old_message("cudaSetDevice", driver_version=11080, runtime_version=12060)
+        assert "supports CUDA up to 11.8" in message and "built for CUDA 12.6); update the NVIDIA driver" in message
+
+    def test_no_driver(self) -> None:
+        assert "no NVIDIA driver is installed" in driver_too_old_message("cudaGetDeviceCount", 0, 13000)
+
+
+def test_warp_plugin_identity_is_the_exported_nodes() -> None:
+    from dff.export.warp_graph import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
+
+    assert WARP_PLUGIN == (PLUGIN_OP, PLUGIN_VERSION, PLUGIN_NAMESPACE)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import small_clip
+from helpers import small_clip, start_dff
 
 from dff.cli import main
 
@@ -44,10 +42,8 @@ def test_signal_mid_run_removes_temporary_files_and_keeps_earlier_outputs(
     out, log = tmp_path / "out.mp4", tmp_path / "timings.jsonl"
     out.write_bytes(b"an earlier overlay")
     log.write_text("an earlier log\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dff.cli", "run", str(tiny_export), str(long_clip), "-l", "1", "--out", str(out),
-         "--log", str(log), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    process = start_dff(
+        "run", str(tiny_export), str(long_clip), "-l", "1", "--out", str(out), "--log", str(log), "--no-progress"
     )
     deadline = time.monotonic() + 60
     while not any(p.name.startswith(".out.tmp-") for p in tmp_path.iterdir()):  # frames are being written

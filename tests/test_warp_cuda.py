@@ -1,5 +1,7 @@
 """The fused CUDA warp kernel (dff.ops.warp_cuda) against Eq. (1) and the grid_sample path; CPU-side checks of its
-availability logic. The GPU tests skip where torch sees no CUDA device; where it does, a failed build fails them."""
+availability logic. The GPU tests skip where torch sees no CUDA device; where it does, a failed build fails them, and
+each case asserts the path it claims (pixel pairs on even planes with aligned pointers, one pixel per thread on odd
+planes or misaligned ones). The same thread code runs on the CPU in plugins/tests/test_warp_thread.cpp (ctest)."""
 
 from __future__ import annotations
 
@@ -65,27 +67,32 @@ def test_unavailable_without_cuda_and_warp_says_why():
 # ---- GPU ----
 
 
+#: (n, c, feature map, flow grid, pixels per thread the launcher must pick): each case claims one kernel path.
+CASES = [
+    (2, 3, (5, 7), (5, 9), 1),  # odd sizes, output wider than the map; odd plane: one pixel per thread
+    (1, 37, (6, 8), (4, 6), 2),  # channels not a multiple of the 16-channel chunk; even plane: pixel pairs
+    (3, 17, (7, 5), (7, 5), 1),  # three images: one grid slice each; odd plane
+    (2, 33, (6, 9), (5, 8), 2),  # even plane, a partial third chunk
+]
+
+
 @needs_cuda
-@pytest.mark.parametrize(
-    "n, c, hw, out_hw",
-    [
-        (2, 3, (5, 7), (5, 9)),  # odd sizes, output wider than the map; odd plane: one pixel per thread
-        (1, 37, (6, 8), (4, 6)),  # channels not a multiple of the 16-channel chunk; even plane: pixel pairs
-        (3, 17, (7, 5), (7, 5)),  # three images: one grid slice each
-    ],
-)
+@pytest.mark.parametrize("n, c, hw, out_hw, pixels", CASES)
 @pytest.mark.parametrize("with_scale", [True, False])
-def test_float32_matches_direct_sum_over_eq1(kernel, n, c, hw, out_hw, with_scale):
+def test_float32_matches_direct_sum_over_eq1(kernel, n, c, hw, out_hw, pixels, with_scale):
     feat, flow, scale = random_case(1, n=n, c=c, hw=hw, out_hw=out_hw)
     scale = scale if with_scale else None
+    assert kernel.pixels_per_thread(feat, flow, scale) == pixels, "the case does not take the path it claims"
     torch.testing.assert_close(kernel.warp(feat, flow, scale), warp_reference(feat, flow, scale), rtol=0, atol=1e-5)
 
 
 @needs_cuda
+@pytest.mark.parametrize("n, c, hw, out_hw, pixels", CASES)
 @pytest.mark.parametrize("with_scale", [True, False])
-def test_float16_matches_float32_reference(kernel, with_scale):
-    feat, flow, scale = random_case(2, n=2, c=20, hw=(6, 9), out_hw=(5, 8), dtype=torch.float16)
+def test_float16_matches_float32_reference(kernel, n, c, hw, out_hw, pixels, with_scale):
+    feat, flow, scale = random_case(2, n=n, c=c, hw=hw, out_hw=out_hw, dtype=torch.float16)
     scale = scale if with_scale else None
+    assert kernel.pixels_per_thread(feat, flow, scale) == pixels, "the case does not take the path it claims"
     out = kernel.warp(feat, flow, scale)
     assert out.dtype == torch.float16
     expected = warp_reference(feat.float(), flow.float(), None if scale is None else scale.float())
@@ -120,6 +127,7 @@ def test_misaligned_and_non_contiguous_inputs(kernel, dtype):
     shifted = torch.empty(scale.numel() + 1, dtype=dtype, device="cuda")[1:].view_as(scale).copy_(scale)
     permuted_flow = flow.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2)
     assert not permuted_flow.is_contiguous()
+    assert kernel.pixels_per_thread(feat, flow, shifted) == 1 and kernel.pixels_per_thread(feat, flow, scale) == 2
     # Same arithmetic in both paths; the default tolerances allow one rounding step of the dtype.
     torch.testing.assert_close(kernel.warp(feat, permuted_flow, shifted), kernel.warp(feat, flow, scale))
 

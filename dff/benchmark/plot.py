@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dff.atomic import atomic_path
 from dff.benchmark.speedup import SpeedupBenchmark
 
 if TYPE_CHECKING:
@@ -17,18 +16,12 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     """Write ``figure`` as a PNG at ``path`` atomically (temporary file beside it, then rename) and close it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as file:
-            figure.savefig(file, format="png", dpi=120, bbox_inches="tight")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as temp:
+            figure.savefig(temp, format="png", dpi=120, bbox_inches="tight")
     finally:
         plt.close(figure)
-    return path
+    return Path(path)
 
 
 def plot_speedup(result: SpeedupBenchmark, path: str | Path, *, title: str) -> Path:

@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build the TensorRT engines of an export for this GPU (cached per GPU and TensorRT version)",
         description="Build the feature, flow, warp and task TensorRT engines of an export for this GPU. Engines whose "
         "ONNX file, GPU, TensorRT version and options are unchanged are reused. Needs TensorRT: "
-        "pip install deep-feature-flow[tensorrt].",
+        "pip install 'deep-feature-flow[tensorrt-cu13]' (driver >= 580) or '[tensorrt-cu12]' (driver >= 525).",
     )
     parser.add_argument("export_dir", metavar="EXPORT_DIR", help="directory written by `dff export`")
     parser.add_argument("--out", metavar="ENGINES_DIR", help="engines directory (default: EXPORT_DIR/engines)")
@@ -34,6 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             metavar="HxW",
             help=f"{bound} frame size of the optimisation profile (default: {default})",
         )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="largest batch the engines take: the streams one multi-stream call batches (default: %(default)s)",
+    )
     parser.add_argument(
         "--workspace", metavar="SIZE", help="TensorRT workspace pool limit, e.g. 2GiB (default: TensorRT's)"
     )
@@ -62,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         min_size=size("min-size"),
         opt_size=size("opt-size"),
         max_size=size("max-size"),
+        max_batch=args.max_batch,
         workspace=parse_bytes(args.workspace) if args.workspace else None,
         timing_cache=Path(args.timing_cache) if args.timing_cache else None,
         force=args.force,

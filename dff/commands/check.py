@@ -17,18 +17,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "check",
         help="validate an export: ONNX checker, shape inference, and outputs in three runtimes against PyTorch",
         description="Exit status 0 when every model passes the ONNX checker and every output agrees with the "
-        "reference within tolerance, 1 otherwise.",
+        "reference within tolerance, 1 otherwise. A comparison with a constant reference is vacuous and is not a pass; "
+        "F of a fresh checkpoint (M = 0, S = 1) is compared again with seeded random weights in its last layers.",
     )
     parser.add_argument("directory", help="export directory written by `dff export`")
     parser.add_argument("--checkpoint", default=None,
-                        help="the exported checkpoint: compare with PyTorch (default: compare with ONNX Runtime)")
+                        help="the exported checkpoint (a .safetensors file or the folder holding model.safetensors): compare "
+                        "with PyTorch (default: compare with ONNX Runtime)")
     parser.add_argument("--frames", default=None, help="folder of images or a video: also check on two real frames")
     parser.add_argument("--frame-size", type=size_arg, default=None, metavar="HxW",
                         help="size the real frames are resized to (default: allowed size nearest to a 256 long side)")
     parser.add_argument("--runtimes", type=_runtimes_arg, default=None, metavar="LIST",
                         help="comma-separated runtimes to run (default onnxruntime,opencv,reference; reference is slow "
                         "for full-size models)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs and of F's perturbed weights")
     parser.add_argument("--verbose", action="store_true", help="print every comparison, not only the worst ones")
     add_quantized_arguments(parser)
     parser.set_defaults(handler=run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dff.commands import _keyframes as keyframes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -11,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mIoU and frames per second of frame, dff, copy and sff on labelled video (Table 4)",
         description="Evaluate a checkpoint by the paper's protocol: for each labelled frame i, the l pairs (k, i), k = i-l+1..i.",
     )
-    parser.add_argument("checkpoint", help="model checkpoint (.safetensors), e.g. OUTPUT_DIR/model.safetensors of dff train")
+    parser.add_argument("checkpoint", help="model checkpoint (.safetensors), e.g. OUTPUT_DIR/model.safetensors of dff train, or that folder")
     parser.add_argument("data", help="YAML or JSON file of dff.train.data.VideoConfig: the labelled frames to evaluate")
     parser.add_argument("--modes", nargs="+", choices=("frame", "dff", "copy", "sff"), default=["frame", "dff", "copy", "sff"])
     parser.add_argument("--key-interval", "-l", type=int, default=5, help="key frame duration l (default 5, the paper's for Cityscapes)")
@@ -19,7 +21,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, one per core)")
     parser.add_argument("--json", action="store_true", help="print JSON (with per-class IoU) instead of the table")
+    keyframes.add_arguments(
+        parser,
+        default=None,
+        extra_help=". Given, each video runs in order through the runtime's torch backend with that scheduler (-l for "
+        "fixed) instead of the l-pairs protocol, and the result gives miou, key_share and p5_frame_miou",
+    )
     parser.set_defaults(handler=run)
+
+
+def run_scheduled(args: argparse.Namespace, video) -> int:
+    import dataclasses
+    import json
+
+    from dff.eval.scheduled import evaluate_scheduled
+    from dff.runtime import open_backend
+
+    keyframes.scheduler_from_args(args, args.key_interval, args.checkpoint)  # the options' errors before any work
+    from dff.train.distributed import resolve_device
+
+    device = str(resolve_device(args.device))
+    with open_backend("torch", model=args.checkpoint, device=device) as backend:
+        result = evaluate_scheduled(
+            backend, video.sequences(), lambda: keyframes.scheduler_from_args(args, args.key_interval, args.checkpoint), resize=video.resize
+        )
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+    else:
+        print(
+            f"{result.scheduler}: mIoU {100 * result.miou:.1f}%, key frames {100 * result.key_share:.1f}%, 5th percentile of "
+            f"per-frame mIoU {100 * result.p5_frame_miou:.1f}% over {result.scored_frames} labelled of {result.frames} frames, "
+            f"{result.fps:.1f} fps"
+        )
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     video = load_config(VideoConfig, args.data)
+    if args.scheduler is not None:
+        return run_scheduled(args, video)
     model, config = load_checkpoint(args.checkpoint)
     results = evaluate_modes(
         model,

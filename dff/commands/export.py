@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write feature.onnx, flow.onnx, task.onnx, warp.onnx, warp_plugin.onnx and manifest.json into "
         "--out, atomically. Frames go in as uint8 BGR (N, H, W, 3): preprocessing is inside the graphs.",
     )
-    parser.add_argument("checkpoint", help="checkpoint file (.safetensors) from `dff init` or `dff train`")
+    parser.add_argument("checkpoint", help="checkpoint (.safetensors, or the folder holding model.safetensors) from `dff init` or `dff train`")
     parser.add_argument("--out", required=True, help="export directory (created, or replaced if it holds an export)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 16-19 (default 17)")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",

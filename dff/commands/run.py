@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
+from contextlib import closing
 from typing import Any
 
-from dff.errors import ConfigError, VideoError
+from dff.commands import _keyframes as keyframes
+from dff.errors import VideoError
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -22,7 +26,7 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="run deep feature flow over a video and time it")
-    parser.add_argument("model", help="export directory (`dff export`); a checkpoint for --backend torch")
+    parser.add_argument("model", help="export directory (`dff export`); for --backend torch a checkpoint (.safetensors, or the folder holding model.safetensors)")
     parser.add_argument("source", help="video file, folder of frames (numeric order) or camera index")
     parser.add_argument("--backend", default="onnxruntime", help="inference backend: onnxruntime (default), openvino, torch, tensorrt")
     parser.add_argument(
@@ -38,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plugin_lib, cuda_graph, device (a wrong key lists the backend's options)",
     )
     parser.add_argument("--key-interval", "-l", type=int, default=10, help="one key frame every l frames (l in Eq. 7)")
+    keyframes.add_arguments(parser)
     parser.add_argument("--out", help="overlay video to write (.mp4)")
     parser.add_argument("--labels-dir", help="folder for one PNG of class ids per frame")
     parser.add_argument("--log", help="JSON-lines file of per-frame timings")
@@ -49,12 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dff.atomic import check_output_dir, check_output_file
+    from dff.errors import interrupt_cause, interrupt_status
     from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, RunOutputs, open_backend, run_source
     from dff.runtime.video import RunReport
-    from dff.sources import open_source
+    from dff.sources import EndedEarlyWarning, open_source
 
-    if not (args.key_interval >= 1):
-        raise ConfigError(f"--key-interval must be >= 1, got {args.key_interval}")
+    scheduler = keyframes.scheduler_from_args(args, args.key_interval, args.model)
     # Output paths are checked before the first frame, so that a bad one costs no computing and leaves nothing behind.
     if args.out:
         check_output_file(args.out, "--out")
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(args.labels_dir, "--labels-dir")
     source = open_source(args.source)
     with open_backend(args.backend, model=args.model, **dict(args.option)) as backend:
-        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(args.key_interval), sync_timing=args.sync_timing)
+        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=scheduler, sync_timing=args.sync_timing)
         baseline = (
             DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(1), sync_timing=args.sync_timing)
             if args.compare
@@ -78,18 +83,44 @@ def run(args: argparse.Namespace) -> int:
             fps=source.fps or 25.0,
         )
         timings, baseline_timings = [], []
-        with outputs:
-            for step in run_source(runtime, source, baseline=baseline, progress=not args.no_progress):
-                outputs.write(step.frame, step.result, step.baseline)
-                timings.append(step.result.timing)
-                if step.baseline is not None:
-                    baseline_timings.append(step.baseline.timing)
-            if not timings:
-                raise VideoError(f"{args.source} gave no readable frames; nothing was written")
-    report = RunReport.of(
-        timings, interval=args.key_interval, source=source, baseline=baseline_timings if args.compare else None
-    )
-    print("\n".join(report.lines()))
+
+        fixed = isinstance(scheduler, FixedInterval)
+
+        def report() -> RunReport:  # of the frames done: all of them, or those before an interrupt
+            return RunReport.of(
+                timings,
+                interval=args.key_interval if fixed else None,
+                source=source,
+                baseline=baseline_timings if args.compare else None,
+            )
+
+        steps = run_source(runtime, source, baseline=baseline, progress=not args.no_progress)
+        try:
+            # The summary reports a video that ended before its announced length; the source's warning would say it twice.
+            with outputs, closing(steps), warnings.catch_warnings():
+                warnings.simplefilter("ignore", EndedEarlyWarning)
+                for step in steps:
+                    outputs.write(step.frame, step.result, step.baseline)
+                    timings.append(step.result.timing)
+                    if step.baseline is not None:
+                        baseline_timings.append(step.baseline.timing)
+                if not timings:
+                    raise VideoError(f"{args.source} gave no readable frames; nothing was written")
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C or SIGTERM: the frames done are timed like a finished run; their outputs were removed by `with`.
+            if timings:
+                print("\n".join(report().lines()))
+            print(
+                f"dff run: interrupted after {len(timings)} frames ({interrupt_cause(interrupt)}); earlier outputs kept, "
+                "this run's unfinished ones removed",
+                file=sys.stderr,
+            )
+            return interrupt_status(interrupt)
+    print("\n".join(report().lines() + outputs.lines()))
+    if not fixed:
+        keys = sum(t.key for t in timings)
+        share = 100 * keys / len(timings)
+        print(f"{scheduler!r}: {keys} key frames in {len(timings)} ({share:.1f}%), {scheduler.cuts} scene cuts")
     for label, path in (("overlay video", args.out), ("labels", args.labels_dir), ("timing log", args.log)):
         if path:
             print(f"wrote {label}: {path}")

@@ -48,6 +48,8 @@ class BuildOptions:
     min_size: FrameSize | None = None
     opt_size: FrameSize | None = None
     max_size: FrameSize | None = None
+    #: Largest batch the engines take (``--max-batch``): the streams one multi-stream call batches.
+    max_batch: int = 1
     #: TensorRT's workspace pool limit in bytes (``--workspace``); None: TensorRT's default.
     workspace: int | None = None
     #: Timing cache file (``--timing-cache``); None: one per GPU and TensorRT version in the engines directory.
@@ -71,6 +73,8 @@ class PlannedEngine:
 class BuildPlan:
     engines_dir: Path
     timing_cache: Path
+    #: Where this build's timings go if TensorRT refuses ``timing_cache`` as another GPU's (None: start it over).
+    timing_cache_elsewhere: Path | None
     profile: SizeProfile
     plugin_lib: Path | None
     engines: tuple[PlannedEngine, ...]
@@ -113,7 +117,7 @@ def _slug(text: str) -> str:
 def check_options(manifest: Manifest, options: BuildOptions) -> tuple[WarpMode, SizeProfile]:
     """The warp graph and the profile ``options`` ask for; ConfigError for any option the export does not allow."""
     return warp_mode(options), make_profile(
-        manifest.sizes, min=options.min_size, opt=options.opt_size, max=options.max_size
+        manifest.sizes, min=options.min_size, opt=options.opt_size, max=options.max_size, max_batch=options.max_batch
     )
 
 
@@ -142,13 +146,18 @@ def plan_build(
         planned.append(
             PlannedEngine(key=key, onnx_path=export_dir / model.file, input_shapes=input_shapes(model, profile))
         )
-    timing_cache = (
-        options.timing_cache
-        or engines_dir / f"timing-{_slug(gpu.name)}-sm{gpu.compute_capability}-trt{tensorrt_version}.cache"
-    )
+    # The per-GPU name: the default file in the engines directory, or the file beside a user's --timing-cache that a
+    # build on another GPU uses instead of overwriting it.
+    per_gpu = f"{_slug(gpu.name)}-sm{gpu.compute_capability}-trt{tensorrt_version}"
+    if options.timing_cache is None:
+        timing_cache, timing_cache_elsewhere = engines_dir / f"timing-{per_gpu}.cache", None
+    else:
+        user = options.timing_cache
+        timing_cache, timing_cache_elsewhere = user, user.with_name(f"{user.stem}-{per_gpu}{user.suffix or '.cache'}")
     return BuildPlan(
         engines_dir=engines_dir,
         timing_cache=timing_cache,
+        timing_cache_elsewhere=timing_cache_elsewhere,
         profile=profile,
         plugin_lib=plugin_lib,
         engines=tuple(planned),
@@ -176,7 +185,7 @@ def build_engines(
     plan = plan_build(export_dir, manifest, options, gpu=current_gpu(), tensorrt_version=trt.__version__)
     if plan.plugin_lib is not None:
         load_plugin_library(trt, plan.plugin_lib)
-    timing_cache = TimingCache(plan.timing_cache)
+    timing_cache = TimingCache(plan.timing_cache, elsewhere=plan.timing_cache_elsewhere)
     outcomes = []
     for engine in plan.engines:
         cached = None if options.force else cached_record(plan.engines_dir, engine.key)
@@ -186,7 +195,7 @@ def build_engines(
             continue
         log(
             f"{engine.key.role}: building from {engine.onnx_path.name} for {engine.key.gpu}, profile "
-            f"{plan.profile.min}..{plan.profile.max} (opt {plan.profile.opt}) ..."
+            f"{plan.profile.min}..{plan.profile.max} (opt {plan.profile.opt}), batch 1..{plan.profile.max_batch} ..."
         )
         started = time.perf_counter()
         try:

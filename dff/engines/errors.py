@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dff.errors import DFFError
 
-#: The install hint every "TensorRT is missing" message carries.
-INSTALL_HINT = "install it with `pip install tensorrt cuda-python` (or `pip install deep-feature-flow[tensorrt]`)"
+#: The install hint every "TensorRT is missing" message carries: one extra per CUDA major version, because
+#: TensorRT and cuda-python for CUDA 13 need an NVIDIA driver of 580 or newer.
+INSTALL_HINT = (
+    "install it with `pip install 'deep-feature-flow[tensorrt-cu13]'` (NVIDIA driver 580 or newer) or "
+    "`pip install 'deep-feature-flow[tensorrt-cu12]'` (driver 525 or newer)"
+)
 
 
 class EngineError(DFFError):

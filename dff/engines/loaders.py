@@ -54,11 +54,17 @@ def tensorrt_logger(trt: ModuleType, *, verbose: bool = False) -> Any:
     return _logger
 
 
+#: The plugin the warp_plugin.onnx node asks for: (op type, plugin_version, plugin_namespace) as dff export writes them.
+WARP_PLUGIN = ("DFFWarp", "1", "dff")
+
+
 def load_plugin_library(trt: ModuleType, path: Path) -> None:
     """Register the plugins of shared library ``path`` with TensorRT's plugin registry, once per process.
 
     ``trt.get_plugin_registry().load_library(path)`` (IPluginRegistry docs): the library exports
     ``getCreators`` (and ``setLoggerFinder``), see NVIDIA/TensorRT ``samples/trtexec/README.md``.
+    The registry must then hold the creator of :data:`WARP_PLUGIN`, else the ONNX parser would fail
+    later with a less telling error.
     """
     path = Path(path).resolve()
     if path in _plugin_libraries:
@@ -67,13 +73,21 @@ def load_plugin_library(trt: ModuleType, path: Path) -> None:
         raise EngineError(
             f"plugin library {path} does not exist: build it with `make plugins` or pass --plugin-lib PATH"
         )
-    handle = trt.get_plugin_registry().load_library(str(path))
+    registry = trt.get_plugin_registry()
+    handle = registry.load_library(str(path))
     if handle is None:
         raise EngineError(
             f"TensorRT could not load plugin library {path}: it is not a TensorRT plugin library, was built for "
-            f"another TensorRT, or its plugins are already registered by another library in this process"
+            f"another TensorRT, or its plugins are already registered by another library in this process "
+            f"(pass libdff_warp_plugin.so, not libdff_warp_plugin_static.so)"
         )
     _plugin_libraries[path] = handle
+    if registry.get_creator(*WARP_PLUGIN) is None:
+        name, version, namespace = WARP_PLUGIN
+        raise EngineError(
+            f"plugin library {path} loaded, but TensorRT's registry has no {namespace}::{name} version {version}: "
+            f"it is not the DFFWarp plugin library; pass plugins/build/libdff_warp_plugin.so (`make plugins`)"
+        )
 
 
 def _value(argument: T | Callable[[], T]) -> T:
@@ -113,26 +127,49 @@ class TimingCache:
 
     The cache records how fast each tactic ran on this GPU, so rebuilding (another profile, a changed
     model) skips most of the timing. Follows ``setup_timing_cache`` / ``save_timing_cache`` of the
-    TensorRT samples' ``common.py``, but writes atomically and does not accept a cache from another GPU.
+    TensorRT samples' ``common.py``, but writes atomically and never overwrites a user's cache that
+    TensorRT refuses: a file it cannot read is an error, and a cache timed on another GPU or TensorRT
+    is left as it is while this build reads and writes ``elsewhere`` (a per-GPU file beside it).
+    ``elsewhere=None`` marks dff build's own per-GPU file, which is started over instead.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, elsewhere: str | Path | None = None) -> None:
         self.path = Path(path)
+        self.elsewhere = Path(elsewhere) if elsewhere is not None else None
         self._cache: Any = None
+
+    def _create(self, config: Any, path: Path) -> Any:
+        data = path.read_bytes() if path.is_file() else b""
+        cache = config.create_timing_cache(data)
+        if cache is None:  # documented: null for a blob TensorRT cannot deserialise
+            raise EngineError(
+                f"timing cache {path} is not a timing cache TensorRT can read (corrupt or truncated): delete it, "
+                f"or pass another --timing-cache PATH"
+            )
+        return cache
 
     def attach(self, config: Any) -> None:
         """Give ``config`` the cache (``create_timing_cache`` on first use, then ``set_timing_cache``)."""
         if self._cache is None:
-            data = self.path.read_bytes() if self.path.is_file() else b""
-            self._cache = config.create_timing_cache(data)
+            self._cache = self._create(config, self.path)
         # ignore_mismatch=False: a cache timed on another device property set is refused, not merged.
-        if not config.set_timing_cache(self._cache, False):
+        if config.set_timing_cache(self._cache, False):
+            return
+        if self.elsewhere is None:  # dff build's own per-GPU file, from an older driver or build: start over
+            print(f"warning: timing cache {self.path} is from another GPU or TensorRT; starting a new one", file=sys.stderr)
+            self._cache = config.create_timing_cache(b"")
+        else:
             print(
-                f"warning: timing cache {self.path} is from another GPU or TensorRT; starting a new one",
+                f"warning: timing cache {self.path} was timed on another GPU or TensorRT; it is left as it is, and "
+                f"this build reads and writes {self.elsewhere}",
                 file=sys.stderr,
             )
-            self._cache = config.create_timing_cache(b"")
-            config.set_timing_cache(self._cache, False)
+            self.path, self.elsewhere = self.elsewhere, None
+            self._cache = self._create(config, self.path)
+        if not config.set_timing_cache(self._cache, False):
+            raise EngineError(
+                f"timing cache {self.path} was timed on another GPU or TensorRT too: delete it and build again"
+            )
 
     def save(self, config: Any) -> None:
         """Write ``config``'s timing cache (``get_timing_cache().serialize()``) to the file, atomically."""

@@ -24,6 +24,7 @@ so that ties broken differently between runtimes are not errors.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +37,29 @@ import torch.nn.functional as F
 from google.protobuf.message import DecodeError
 
 from dff.checkpoint import load_checkpoint
+from dff.checkpoint_path import checkpoint_file
 from dff.errors import CheckpointError, ExportError
 from dff.export.runners import RUNTIMES, Runner, runner, runner_class
+from dff.export.perturb import WEIGHT_STD, perturb_last_layers
 from dff.export.surgery import inline_warp_plugin
 from dff.export.torch_graphs import FeatureGraph, FlowGraph, TaskGraph
 from dff.frames import FEATURE_STRIDE
-from dff.manifest import FEAT, FLOW, KEY_FEAT, LABELS, PROBS, SCALE, Manifest, ModelFile, TensorSpec, load_manifest, sha256_file
+from dff.manifest import (
+    FEAT,
+    FLOW,
+    KEY_FEAT,
+    LABELS,
+    PROBS,
+    SCALE,
+    Manifest,
+    ModelFile,
+    TensorSpec,
+    invalid_model,
+    load_manifest,
+    sha256_file,
+)
 from dff.ops.warp import warp
+from dff.runtime.adaptive_signals import FLOW_STATS
 from dff.sources import open_source
 
 #: Allowed ``max_rel`` (and label margin) per export dtype. float32 graphs differ from PyTorch by reordered
@@ -67,10 +84,16 @@ class Comparison:
     max_abs: float
     max_rel: float
     tolerance: float
+    #: The reference is constant on these inputs (F's M = 0 and S = 1 of a fresh checkpoint): agreeing proves nothing.
+    vacuous: bool = False
 
     @property
     def ok(self) -> bool:
         return bool(self.max_rel <= self.tolerance)
+
+    @property
+    def status(self) -> str:
+        return "FAIL" if not self.ok else "vacuous" if self.vacuous else "ok"
 
 
 @dataclass(frozen=True)
@@ -78,17 +101,28 @@ class CheckReport:
     reference: str
     structure: tuple[str, ...]
     comparisons: tuple[Comparison, ...]
+    #: What the check did about constant references (the perturbed copy of F), one line each.
+    notes: tuple[str, ...] = ()
+
+    def unchecked(self) -> list[str]:
+        """``model.output`` names whose every comparison is vacuous: nothing was checked for them."""
+        outputs: dict[str, bool] = {}
+        for c in self.comparisons:
+            key = f"{c.model}.{c.output}"
+            outputs[key] = outputs.get(key, False) or not c.vacuous
+        return [key for key, checked in outputs.items() if not checked]
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.comparisons)
+        """Every comparison within tolerance, and every output compared at least once on a non-constant reference."""
+        return all(c.ok for c in self.comparisons) and not self.unchecked()
 
     def worst(self) -> list[Comparison]:
-        """Per (model, runtime, output), the comparison with the largest max_rel over the input sets."""
+        """Per (model, runtime, output), the comparison with the largest max_rel, preferring non-vacuous ones."""
         worst: dict[tuple[str, str, str], Comparison] = {}
         for c in self.comparisons:
             key = (c.model, c.runtime, c.output)
-            if key not in worst or c.max_rel > worst[key].max_rel:
+            if key not in worst or (not c.vacuous, c.max_rel) > (not worst[key].vacuous, worst[key].max_rel):
                 worst[key] = c
         return list(worst.values())
 
@@ -99,14 +133,23 @@ class CheckReport:
         rows.append("max_rel = max|error| / max|reference|; labels: the reference probability lost by the chosen class")
         header = ("model", "runtime", "output", "worst inputs" if not verbose else "inputs", "max_abs", "max_rel", "tolerance", "")
         table = [header] + [
-            (c.model, c.runtime, c.output, c.inputs, f"{c.max_abs:.3g}", f"{c.max_rel:.3g}", f"{c.tolerance:.0e}",
-             "ok" if c.ok else "FAIL")
+            (c.model, c.runtime, c.output, c.inputs, f"{c.max_abs:.3g}", f"{c.max_rel:.3g}", f"{c.tolerance:.0e}", c.status)
             for c in (self.comparisons if verbose else self.worst())
         ]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         rows += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+        rows += list(self.notes)
         failed = sum(not c.ok for c in self.comparisons)
-        rows.append(f"{len(self.comparisons) - failed} of {len(self.comparisons)} comparisons within tolerance")
+        vacuous = sum(c.vacuous and c.ok for c in self.comparisons)
+        passed = len(self.comparisons) - failed - vacuous
+        rows.append(
+            f"{passed} of {len(self.comparisons)} comparisons within tolerance"
+            + (f"; {vacuous} vacuous (constant reference: they test nothing and do not count as passes)" if vacuous else "")
+        )
+        if self.unchecked():
+            rows.append(
+                f"NOT CHECKED: {', '.join(self.unchecked())}: every comparison of these compared constants; the check fails"
+            )
         return rows
 
 
@@ -126,7 +169,7 @@ def check_structure(directory: Path, manifest: Manifest) -> tuple[dict[str, onnx
             onnx.checker.check_model(model, full_check=True)
             onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
         except (DecodeError, onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-            raise ExportError(f"{path} is not a valid ONNX model: {error}; export again with `dff export`") from None
+            raise invalid_model(path, role, error) from None
         _check_interface(path, model, entry, manifest.opset)
         models[role] = model
         notes.append(f"{entry.file}: checker (full_check) ok, strict shape inference ok, interface and opset match manifest")
@@ -151,10 +194,12 @@ class Reference:
 
     def __init__(self, manifest: Manifest, models: Mapping[str, onnx.ModelProto], checkpoint: Path | None) -> None:
         self._files = manifest.files()
+        self._graphs: dict[str, torch.nn.Module] = {}
         if checkpoint is None:
             self.name = "onnxruntime (no --checkpoint given); warp: dff.ops.warp (PyTorch, float64)"
             self._networks = {role: runner("onnxruntime", models[role]) for role in ("feature", "flow", "task")}
             return
+        checkpoint = checkpoint_file(checkpoint)
         if manifest.checkpoint_sha256 not in (None, sha256_file(checkpoint)):
             raise CheckpointError(
                 f"checkpoint {checkpoint} is not the one this export was made from (its SHA-256 differs from the "
@@ -162,12 +207,35 @@ class Reference:
             )
         model, config = load_checkpoint(checkpoint)
         self.name = "the checkpoint in PyTorch, float32; warp: dff.ops.warp (PyTorch, float64)"
-        graphs = {
-            "feature": FeatureGraph(feature_net=model.feature_net, config=config, dtype=torch.float32),
-            "flow": FlowGraph(flow_net=model.flow_net, config=config, dtype=torch.float32),
-            "task": TaskGraph(task_net=model.task_net),
+        self._graphs = {
+            "feature": FeatureGraph(feature_net=model.feature_net, config=config, dtype=torch.float32).eval(),
+            "flow": FlowGraph(
+                flow_net=model.flow_net,
+                config=config,
+                dtype=torch.float32,
+                statistics=any(spec.name == FLOW_STATS for spec in self._files["flow"].outputs),
+            ).eval(),
+            "task": TaskGraph(task_net=model.task_net).eval(),
         }
-        self._networks = {role: self._torch_runner(role, graph.eval()) for role, graph in graphs.items()}
+        self._networks = {role: self._torch_runner(role, graph) for role, graph in self._graphs.items()}
+
+    def with_weights(self, role: str, model: onnx.ModelProto, weights: Mapping[str, np.ndarray]) -> Callable[[Feeds], Feeds]:
+        """The reference of ``model``, ``role``'s graph with the initializers ``weights`` changed: a PyTorch copy with
+        the same parameters changed (the exporter keeps their names), or ONNX Runtime's run of ``model``."""
+        if not self._graphs:
+            return runner("onnxruntime", model)
+        graph = copy.deepcopy(self._graphs[role])
+        parameters = graph.state_dict()
+        foreign = sorted(set(weights) - set(parameters))
+        if foreign:
+            raise ExportError(
+                f"{self._files[role].file} has initializers {foreign} that are no parameters of the checkpoint's "
+                "networks: it was not exported from this checkpoint's architecture; export again"
+            )
+        with torch.no_grad():
+            for name, value in weights.items():
+                parameters[name].copy_(torch.from_numpy(value.astype(np.float32)))
+        return self._torch_runner(role, graph)
 
     def _torch_runner(self, role: str, graph: torch.nn.Module) -> Callable[[Feeds], Feeds]:
         entry = self._files[role]
@@ -336,12 +404,63 @@ def check_export(
                     runners[runtime, role] = runner(runtime, models[role] if use_plugin else inlined)
                 run = runners[runtime, role]
                 label = runtime if role != "warp_plugin" or run.runs_plugin else f"{runtime} (DFFWarp inlined)"
-                got = run(inputs.feeds[role])
-                for name, value in expected.items():
-                    if name == LABELS:
-                        error = _label_margin(expected[PROBS], got[name])
-                        max_abs = max_rel = error
-                    else:
-                        max_abs, max_rel = _compare(value, got[name])
-                    comparisons.append(Comparison(role, label, inputs.name, name, max_abs, max_rel, tolerance))
-    return CheckReport(reference=reference.name, structure=tuple(structure), comparisons=tuple(comparisons))
+                comparisons += _comparisons(role, label, inputs.name, expected, run(inputs.feeds[role]), tolerance)
+    notes: list[str] = []
+    if any(c.vacuous for c in comparisons if c.model == "flow"):
+        runtimes = [r for r in runtimes if not (checkpoint is None and r == "onnxruntime")]
+        notes, perturbed = _check_perturbed_flow(models["flow"], reference, input_sets, runtimes, tolerance, seed)
+        comparisons += perturbed
+    return CheckReport(
+        reference=reference.name, structure=tuple(structure), comparisons=tuple(comparisons), notes=tuple(notes)
+    )
+
+
+def _comparisons(role: str, runtime: str, inputs: str, expected: Feeds, got: Feeds, tolerance: float) -> list[Comparison]:
+    """One comparison per output of ``role``; vacuous where the reference (for labels: its probabilities) is constant."""
+    comparisons = []
+    for name, value in expected.items():
+        if name == LABELS:
+            max_abs = max_rel = _label_margin(expected[PROBS], got[name])
+            constant = _is_constant(expected[PROBS])
+        else:
+            max_abs, max_rel = _compare(value, got[name])
+            constant = _is_constant(value)
+        comparisons.append(Comparison(role, runtime, inputs, name, max_abs, max_rel, tolerance, vacuous=constant))
+    return comparisons
+
+
+def _is_constant(value: np.ndarray) -> bool:
+    return bool(value.size == 0 or np.ptp(value.astype(np.float64)) == 0)
+
+
+def _check_perturbed_flow(
+    flow: onnx.ModelProto,
+    reference: Reference,
+    input_sets: Sequence[InputSet],
+    runtimes: Sequence[str],
+    tolerance: float,
+    seed: int,
+) -> tuple[list[str], list[Comparison]]:
+    """F's comparisons again, on a copy of flow.onnx whose last layers have random weights, and the reference likewise.
+
+    A fresh checkpoint's F gives M = 0 and S = 1 whatever its input (Section 3: F starts as the identity
+    propagation), so the comparisons on the export as it is are vacuous; on the copy, M and S vary.
+    """
+    perturbed, weights = perturb_last_layers(flow, (FLOW, SCALE), seed=seed)
+    if not weights:
+        return ["flow: the reference's M and S are constant and flow.onnx has no last convolution to perturb: "
+                "flow and scale are not checked"], []
+    expected_of = reference.with_weights("flow", perturbed, weights)
+    runs = {runtime: runner(runtime, perturbed) for runtime in runtimes}
+    comparisons = []
+    for inputs in input_sets:
+        feeds = inputs.feeds["flow"]
+        expected = expected_of(feeds)
+        for runtime, run in runs.items():
+            comparisons += _comparisons("flow", runtime, f"{inputs.name}, last layers perturbed", expected, run(feeds), tolerance)
+    note = (
+        "flow: the reference's M and S are constant on these inputs (a fresh checkpoint's F gives M = 0, S = 1 by "
+        "design), so those comparisons are vacuous; flow.onnx is compared again with the weights of its last layers "
+        f"({', '.join(weights)}) drawn at random (seed {seed}, std {WEIGHT_STD}), the same in the reference"
+    )
+    return [note], comparisons

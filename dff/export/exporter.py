@@ -18,6 +18,7 @@ import torch
 
 from dff import __version__
 from dff.checkpoint import load_checkpoint
+from dff.checkpoint_path import checkpoint_file
 from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
 from dff.config import ModelConfig
 from dff.errors import ConfigError, ExportError
@@ -25,6 +26,7 @@ from dff.export.options import ExportOptions
 from dff.export.torch_graphs import FeatureGraph, FlowGraph, TaskGraph, export_graph
 from dff.export.warp_graph import warp_model, warp_plugin_model
 from dff.frames import FEATURE_STRIDE
+from dff.runtime.adaptive_signals import FLOW_STATS, STATISTICS_COUNT
 from dff.manifest import (
     FEAT,
     FLOW,
@@ -58,7 +60,7 @@ STAGING_NAME = "dff-export"
 Interfaces = dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]
 
 
-def interfaces(config: ModelConfig, *, dtype: str, sizes: SizeRange) -> Interfaces:
+def interfaces(config: ModelConfig, *, dtype: str, sizes: SizeRange, flow_statistics: bool = True) -> Interfaces:
     """Each role's (inputs, outputs): names, dtypes and shapes, strings naming dynamic dimensions."""
     fixed = sizes.min_height == sizes.max_height and sizes.min_width == sizes.max_width
     h, w = (sizes.min_height, sizes.min_width) if fixed else ("H", "W")
@@ -72,9 +74,12 @@ def interfaces(config: ModelConfig, *, dtype: str, sizes: SizeRange) -> Interfac
         return TensorSpec(name=name, dtype="uint8", shape=("N", h, w, 3))
 
     warp_io = ((feature_map(KEY_FEAT, c), feature_map(FLOW, 2), feature_map(SCALE, c)), (feature_map(FEAT, c),))
+    flow_outputs = (feature_map(FLOW, 2), feature_map(SCALE, c))
+    if flow_statistics:  # float32 whatever the export's dtype: 16 bytes a frame, read on the host
+        flow_outputs += (TensorSpec(name=FLOW_STATS, dtype="float32", shape=("N", STATISTICS_COUNT)),)
     return {
         "feature": ((frame(FRAME),), (feature_map(FEAT, c),)),
-        "flow": ((frame(KEY_FRAME), frame(FRAME)), (feature_map(FLOW, 2), feature_map(SCALE, c))),
+        "flow": ((frame(KEY_FRAME), frame(FRAME)), flow_outputs),
         "task": (
             (feature_map(FEAT, c),),
             (feature_map(SCORES, k), feature_map(PROBS, k), TensorSpec(name=LABELS, dtype="uint8", shape=("N", h, w))),
@@ -99,7 +104,9 @@ def _write_models(
     frames = torch.randint(0, 256, (2, height, width, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     paths = {role: directory / f"{role}.onnx" for role in ROLES}
     feature = FeatureGraph(feature_net=model.feature_net.to(dtype), config=config, dtype=dtype).eval()
-    flow = FlowGraph(flow_net=model.flow_net.to(dtype), config=config, dtype=dtype).eval()
+    flow = FlowGraph(
+        flow_net=model.flow_net.to(dtype), config=config, dtype=dtype, statistics=options.flow_statistics
+    ).eval()
     task = TaskGraph(task_net=model.task_net.to(dtype)).eval()
     with torch.no_grad():
         feat = feature(frames)
@@ -127,13 +134,13 @@ def _write_models(
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, options: ExportOptions | None = None) -> Manifest:
     """Export ``checkpoint`` into the directory ``out`` (replaced atomically); returns the manifest written."""
-    checkpoint, out, options = Path(checkpoint), Path(out), options or ExportOptions()
+    checkpoint, out, options = checkpoint_file(checkpoint), Path(out), options or ExportOptions()
     model, config = load_checkpoint(checkpoint)
     if not (config.num_classes <= MAX_CLASSES):
         raise ConfigError(f"labels are uint8, so at most {MAX_CLASSES} classes can be exported; got {config.num_classes}")
     out = _resolve_target(out)
     sizes = options.sizes()
-    specs = interfaces(config, dtype=options.dtype, sizes=sizes)
+    specs = interfaces(config, dtype=options.dtype, sizes=sizes, flow_statistics=options.flow_statistics)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -24,6 +24,8 @@ class ExportOptions:
     ``height`` and ``width`` together fix the frame size (static spatial dimensions); otherwise the
     graphs take any size between ``min_size`` and ``max_size`` (H, W), multiples of 16, and those
     bounds go to the manifest (and on to TensorRT's optimisation profile). Batch stays dynamic.
+    ``flow_statistics``: ``flow.onnx`` also outputs ``flow_stats`` (N, 4), the signals of adaptive key
+    frames (:mod:`dff.ops.flow_statistics`); False writes the graph exports had before it.
     """
 
     opset: int = DEFAULT_OPSET
@@ -32,6 +34,7 @@ class ExportOptions:
     width: int | None = None
     min_size: tuple[int, int] | None = None
     max_size: tuple[int, int] | None = None
+    flow_statistics: bool = True
 
     def __post_init__(self) -> None:
         check_opset(self.opset)

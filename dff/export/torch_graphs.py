@@ -1,7 +1,8 @@
 """The three networks wrapped with their pre- and postprocessing, as the ONNX files hold them, and their export.
 
 * :class:`FeatureGraph`: uint8 BGR frames (N, H, W, 3) → f (N, C, H/16, W/16).
-* :class:`FlowGraph`: uint8 BGR key frame and current frame → M (N, 2, H/16, W/16), S (N, C, H/16, W/16).
+* :class:`FlowGraph`: uint8 BGR key frame and current frame → M (N, 2, H/16, W/16), S (N, C, H/16, W/16)
+  and, with ``statistics``, their four statistics (N, 4) float32 for adaptive key frames.
 * :class:`TaskGraph`: f → score maps, softmax probabilities (both on the feature grid) and per-pixel
   labels (N, H, W) uint8 at frame size: the probabilities upsampled ×16 bilinearly, then argmax (over NHWC).
 
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 from dff.config import ModelConfig
 from dff.frames import FEATURE_STRIDE
 from dff.models.preprocess import FrameNormalizer
+from dff.ops.flow_statistics import flow_statistics
 
 
 def _normalizer(config: ModelConfig) -> FrameNormalizer:
@@ -44,15 +46,17 @@ class FeatureGraph(nn.Module):
 
 
 class FlowGraph(nn.Module):
-    """(key frame, frame), uint8 N×H×W×3 BGR each → F(normalised key frame, normalised frame) = (M, S)."""
+    """(key frame, frame), uint8 N×H×W×3 BGR each → F(normalised key frame, normalised frame) = (M, S)
+    [, flow_statistics(M, S) with ``statistics``]."""
 
-    def __init__(self, *, flow_net: nn.Module, config: ModelConfig, dtype: torch.dtype) -> None:
+    def __init__(self, *, flow_net: nn.Module, config: ModelConfig, dtype: torch.dtype, statistics: bool = False) -> None:
         super().__init__()
         self.normalize = _normalizer(config)
         self.flow_net = flow_net
         self.dtype = dtype
+        self.statistics = statistics
 
-    def forward(self, key_frame: Tensor, frame: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, key_frame: Tensor, frame: Tensor) -> tuple[Tensor, ...]:
         # Normalising ((x - mean) / std per channel) is affine and 2×2 average pooling linear with weights summing
         # to 1, so they commute: F's halving runs first on the raw frames and the normalisation on 1/4 of the pixels.
         def rgb(frames: Tensor) -> Tensor:
@@ -60,7 +64,8 @@ class FlowGraph(nn.Module):
 
         halved = self.flow_net.halve(rgb(key_frame), rgb(frame))
         mean, inv_std = (value.repeat(1, 2, 1, 1) for value in (self.normalize.mean, self.normalize.inv_std))
-        return self.flow_net.from_halved(((halved - mean) * inv_std).to(self.dtype))
+        flow, scale = self.flow_net.from_halved(((halved - mean) * inv_std).to(self.dtype))
+        return (flow, scale, flow_statistics(flow, scale)) if self.statistics else (flow, scale)
 
 
 class TaskGraph(nn.Module):

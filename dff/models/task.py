@@ -33,3 +33,13 @@ class SegmentationTaskNet(nn.Module):
 def probabilities(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Per-pixel class probabilities at the frame ``size`` (H, W): softmax of the score maps, bilinearly upsampled."""
     return F.interpolate(scores.softmax(dim=1), size=size, mode="bilinear", align_corners=False)
+
+
+def class_ids(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Class ids: the index of the largest value along ``dim`` (the first one on ties, as ``argmax``).
+
+    ``max(dim).indices`` rather than ``argmax(dim)``: on the CPU, torch's argmax over the strided
+    class axis of an NCHW tensor is 10-15× slower (57 ms against 4 ms for 12 classes at 352×480);
+    ``benchmarks/bench_task_labels.py`` measures both.
+    """
+    return probs.max(dim=dim).indices

@@ -89,3 +89,12 @@ def warp(feat: torch.Tensor, flow: torch.Tensor, scale: torch.Tensor | None = No
             f"float32 and float16; got dtypes {dtypes} on devices {devices}"
         )
     return build.module.warp(feat.contiguous(), flow.contiguous(), None if scale is None else scale.contiguous())
+
+
+def pixels_per_thread(feat: torch.Tensor, flow: torch.Tensor, scale: torch.Tensor | None = None) -> int:
+    """Pixels per thread the kernel uses for these (contiguous) tensors: 2 with paired loads, 1 on odd planes or
+    misaligned pointers. For tests that must prove which path they ran."""
+    build = _build()
+    if build.module is None:
+        raise RuntimeError(f"the CUDA warp kernel is unavailable: {build.reason}")
+    return int(build.module.pixels_per_thread(feat, flow, scale))

@@ -68,6 +68,7 @@ from typing import Any, ClassVar, TypeAlias
 import numpy as np
 
 from dff.manifest import SizeRange
+from dff.runtime.adaptive_signals import FlowStatistics
 
 #: A frame on the device in the form the backend's feature and flow networks take it: for the exported
 #: graphs uint8 (1, H, W, 3) BGR; a backend may normalise here instead (that is then part of ``upload``).
@@ -75,7 +76,7 @@ FrameHandle: TypeAlias = Any
 #: float (1, C, H/16, W/16) features f on the device (float32, or float16 for half-precision backends).
 FeatureHandle: TypeAlias = Any
 #: The flow field M (1, 2, H/16, W/16), in feature-map pixels, and the scale field S (1, C, H/16, W/16),
-#: on the device, as one handle (F computes them together).
+#: on the device, as one handle (F computes them together), with their statistics where the export has them.
 FlowHandle: TypeAlias = Any
 #: uint8 (1, H, W) per-pixel class indices on the device.
 LabelHandle: TypeAlias = Any
@@ -116,6 +117,11 @@ class Backend(ABC):
 
         Both frames are handles from :meth:`upload` of the same size.
         """
+
+    def flow_statistics(self, flow: FlowHandle) -> FlowStatistics | None:
+        """The four statistics of a :meth:`flow` result for adaptive key frames (16 bytes copied to the host; the
+        fields stay on the device), or None where the model has none (``flow.onnx`` of exports made before them)."""
+        return None
 
     @abstractmethod
     def warp(self, key_feat: FeatureHandle, flow: FlowHandle) -> FeatureHandle:

@@ -1,12 +1,18 @@
 """What a run writes: an overlay video, per-frame label PNGs and a JSON-lines log of per-frame timings.
 
-Every file is written atomically: the video and the log go to temporary files that replace their
-targets on :meth:`RunOutputs.close`, each PNG to a temporary file renamed into place.
+Nothing is in place before the run completes: the video and the log go to temporary files, the PNGs
+to a hidden staging folder inside the labels folder. :meth:`RunOutputs.close` first finishes and
+checks them all (the video must decode), then moves them into place; a failure or an interrupt
+removes them and leaves every earlier output as it was. A failed write is an OutputError naming the
+file and the cause.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
@@ -14,19 +20,23 @@ from typing import TextIO
 import cv2
 import numpy as np
 
-from dff.atomic import PendingFile, write_bytes_atomic
-from dff.errors import VideoError
+from dff.atomic import PendingFile, make_staging_dir, write_bytes_atomic, write_failure
+from dff.errors import OutputError, VideoError
 from dff.runtime.overlay import overlay, palette
 from dff.runtime.runtime import FrameResult
 from dff.sources import Frame, VideoWriter
 
+#: In a labels folder: the names of the PNGs dff wrote there last, so that a later run removes only those.
+LABELS_RECORD = ".dff-labels.json"
+LABEL_NAME = re.compile(r"\d{6,}\.png")
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write ``image`` as a PNG at ``path`` atomically."""
+
+def encode_png(image: np.ndarray, path: Path) -> bytes:
+    """``image`` as PNG bytes (``path`` names it in the error)."""
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise VideoError(f"cannot encode {path} as PNG (image of shape {image.shape}, dtype {image.dtype})")
-    write_bytes_atomic(path, encoded.tobytes())
+    return encoded.tobytes()
 
 
 def timing_record(frame: Frame, result: FrameResult, baseline: FrameResult | None = None) -> dict:
@@ -41,6 +51,108 @@ def timing_record(frame: Frame, result: FrameResult, baseline: FrameResult | Non
         record["baseline_total_ms"] = round(baseline.timing.total_ms, 4)
         record["baseline_ms"] = {stage: round(ms, 4) for stage, ms in baseline.timing.stages_ms.items()}
     return record
+
+
+def _fsync(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+class LabelFolder:
+    """One ``{index:06d}.png`` per frame in ``path``, staged until :meth:`commit`, so that ``path`` then holds this run's labels.
+
+    dff records the PNGs it wrote in ``path/.dff-labels.json``. After a complete run, recorded PNGs
+    that this run did not write (an earlier, longer run's) are removed (``removed``). A folder that
+    holds PNGs named like ours that dff has no record of writing (a user's, or from before the
+    record existed) is refused before the first frame: this run could overwrite them.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise write_failure(self.path, error, "labels folder") from None
+        self.earlier = self._recorded()
+        unrecorded = sorted(e.name for e in os.scandir(self.path) if LABEL_NAME.fullmatch(e.name) and e.name not in self.earlier)
+        if unrecorded:
+            raise OutputError(
+                f"labels folder {self.path} holds {len(unrecorded)} PNG(s) named like dff's labels ({unrecorded[0]} to "
+                f"{unrecorded[-1]}) that dff has no record of writing, and this run could overwrite them: "
+                "move them away, or choose an empty folder"
+            )
+        self._staging: Path | None = make_staging_dir(self.path, "labels")
+        self.names: list[str] = []
+        self.removed: list[str] = []
+
+    def write(self, index: int, labels: np.ndarray) -> None:
+        name = f"{index:06d}.png"
+        data = encode_png(labels, self.path / name)
+        try:
+            (self._staging / name).write_bytes(data)  # type: ignore[operator]
+        except OSError as error:
+            raise write_failure(self.path / name, error, "label PNG") from None
+        self.names.append(name)
+
+    def commit(self) -> None:
+        """Move the PNGs into place, then remove the ones an earlier run wrote and this one did not."""
+        written = set(self.names)
+        try:
+            # On the disk before any is moved into place; once at the end, as fsyncs in a row cost a quarter of
+            # one per frame (benchmarks/bench_outputs.py).
+            for name in self.names:
+                _fsync(self._staging / name)  # type: ignore[operator]
+            # The record lists every file of ours at every moment, so that a crash part-way leaves nothing unaccounted.
+            self._record(sorted(self.earlier | written))
+            for name in self.names:
+                os.replace(self._staging / name, self.path / name)  # type: ignore[operator]
+            self.removed = sorted(self.earlier - written)
+            for name in self.removed:
+                (self.path / name).unlink(missing_ok=True)
+            self._record(self.names)
+        except OSError as error:
+            raise write_failure(self.path, error, "labels folder") from None
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Drop the staged PNGs; ``path`` is left as it was."""
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+    def lines(self) -> list[str]:
+        """The PNGs of an earlier run that were removed, in one line (none if none)."""
+        if not self.removed:
+            return []
+        return [
+            f"removed {len(self.removed)} label PNG(s) of an earlier run from {self.path} "
+            f"({self.removed[0]} to {self.removed[-1]}): this run has no such frames"
+        ]
+
+    def _recorded(self) -> set[str]:
+        try:
+            record = json.loads((self.path / LABELS_RECORD).read_text())
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError) as error:
+            raise OutputError(
+                f"cannot read {self.path / LABELS_RECORD} ({error}): it records which PNGs dff wrote there; "
+                "remove it with the labels it listed, or choose another folder"
+            ) from None
+        files = record.get("files") if isinstance(record, dict) else None
+        if not (isinstance(files, list) and all(isinstance(n, str) and LABEL_NAME.fullmatch(n) for n in files)):
+            raise OutputError(
+                f"{self.path / LABELS_RECORD} is not a dff labels record: remove it with the labels it listed, "
+                "or choose another folder"
+            )
+        return set(files)
+
+    def _record(self, names: list[str]) -> None:
+        write_bytes_atomic(self.path / LABELS_RECORD, (json.dumps({"written_by": "dff run", "files": names}) + "\n").encode())
 
 
 class RunOutputs:
@@ -60,18 +172,21 @@ class RunOutputs:
         self.colours = palette(num_classes)
         self.alpha = alpha
         self.video = None if overlay_path is None else VideoWriter(overlay_path, fps=fps)
-        self.labels_dir = None if labels_dir is None else Path(labels_dir)
-        if self.labels_dir is not None:
-            self.labels_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = None if log_path is None else Path(log_path)
+        if self.log_path is not None and not self.log_path.parent.is_dir():
+            raise VideoError(f"cannot write {self.log_path}: folder {self.log_path.parent} does not exist")
+        self.labels: LabelFolder | None = None
         self._log: TextIO | None = None
         self._log_file: PendingFile | None = None
-        if self.log_path is not None:
-            if not self.log_path.parent.is_dir():
-                raise VideoError(f"cannot write {self.log_path}: folder {self.log_path.parent} does not exist")
-            self._log_file = PendingFile(self.log_path)
-            self._log = open(self._log_file.temp, "w")
         self._video_size: tuple[int, int] | None = None
+        try:
+            self.labels = None if labels_dir is None else LabelFolder(labels_dir)
+            if self.log_path is not None:
+                self._log_file = PendingFile(self.log_path)
+                self._log = open(self._log_file.temp, "w")
+        except BaseException:
+            self.abort()
+            raise
 
     def write(self, frame: Frame, result: FrameResult, baseline: FrameResult | None = None) -> None:
         if self.video is not None:
@@ -81,28 +196,64 @@ class RunOutputs:
             if image.shape[:2] != self._video_size:
                 image = cv2.resize(image, (self._video_size[1], self._video_size[0]), interpolation=cv2.INTER_LINEAR)
             self.video.write(image)
-        if self.labels_dir is not None:
-            write_png(self.labels_dir / f"{frame.index:06d}.png", result.labels)
+        if self.labels is not None:
+            self.labels.write(frame.index, result.labels)
         if self._log is not None:
-            self._log.write(json.dumps(timing_record(frame, result, baseline)) + "\n")
+            try:
+                self._log.write(json.dumps(timing_record(frame, result, baseline)) + "\n")
+            except OSError as error:
+                raise write_failure(self.log_path, error, "timing log") from None  # type: ignore[arg-type]
 
     def close(self) -> None:
-        """Finish the video and the log and move them into place."""
-        if self.video is not None:
-            self.video.close()
-        if self._log is not None:
-            self._log.close()
-            self._log_file.commit()  # type: ignore[union-attr]
-            self._log = None
+        """Finish and check every output (the video must decode) before any moves into place; on failure drop them all."""
+        try:
+            if self.video is not None:
+                self.video.finish()
+            if self._log is not None:
+                try:
+                    self._log.close()
+                except OSError as error:
+                    raise write_failure(self.log_path, error, "timing log") from None  # type: ignore[arg-type]
+                self._log = None
+            if self.video is not None:
+                self.video.close()
+            if self._log_file is not None:
+                self._log_file.commit()
+                self._log_file = None
+            if self.labels is not None:
+                self.labels.commit()
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self) -> None:
-        """Drop the unfinished video and log; their targets are left as they were."""
+        """Drop the unfinished outputs; their targets are left as they were."""
         if self.video is not None:
             self.video.abort()
         if self._log is not None:
-            self._log.close()
-            self._log_file.discard()  # type: ignore[union-attr]
+            try:
+                self._log.close()
+            except OSError:
+                pass  # the log is being dropped; the error that led here is the one to report
             self._log = None
+        if self._log_file is not None:
+            self._log_file.discard()
+            self._log_file = None
+        if self.labels is not None:
+            self.labels.discard()
+
+    def lines(self) -> list[str]:
+        """Notes on the finished outputs: padding of the video, label PNGs of an earlier run removed."""
+        out = []
+        if self.video is not None and self.video.padded:
+            (height, width), (padded_h, padded_w) = self.video.size, self.video.encoded_size  # type: ignore[misc]
+            out.append(
+                f"overlay video is {padded_h}x{padded_w} (HxW): frames of {height}x{width} padded to the even size "
+                f"the {self.video.fourcc} encoder needs (edge pixels repeated at the bottom/right)"
+            )
+        if self.labels is not None:
+            out += self.labels.lines()
+        return out
 
     def __enter__(self) -> RunOutputs:
         return self

@@ -58,13 +58,16 @@ class DeepFeatureFlowRuntime:
         frame = self.backend.upload(self._resize(image))
         watch.lap("preprocess")
         key = self.scheduler.is_key(image)  # line 6
+        if not key:
+            flow = self.backend.flow(self.key_frame, frame)  # line 11: F(I_k, I_i), S(I_k, I_i)
+            watch.lap("flow")
+            # An adaptive scheduler reads F's statistics (16 bytes) and may still make this a key frame.
+            key = self.scheduler.reads_flow and self.scheduler.observe(self.backend.flow_statistics(flow))
         if key:
             self.key_frame = frame  # line 7: k = i
             self.key_feat = feat = self.backend.feature(frame)  # line 8: f_k = N_feat(I_k)
             watch.lap("feature")
         else:
-            flow = self.backend.flow(self.key_frame, frame)  # line 11: F(I_k, I_i), S(I_k, I_i)
-            watch.lap("flow")
             feat = self.backend.warp(self.key_feat, flow)  # line 11: f_i = W(f_k, M, S)
             watch.lap("warp")
         labels = self.backend.task(feat)  # lines 9 and 12: y = N_task(f)

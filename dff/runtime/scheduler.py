@@ -2,7 +2,8 @@
 
 The paper uses a fixed key-frame duration l (Section 3, "Key Frame Scheduling") and leaves
 adaptive schedules to future work; a scheduler here sees each frame, so an adaptive one can
-subclass :class:`KeyFrameScheduler` and decide from the image.
+subclass :class:`KeyFrameScheduler` and decide from the image, and, with ``reads_flow``, from F's
+statistics after F (:class:`dff.runtime.adaptive.AdaptiveInterval`).
 
 Whatever the policy, three frames are always key frames: the first one, the first after
 :meth:`KeyFrameScheduler.reset`, and one whose size differs from the frame before it (features
@@ -11,9 +12,13 @@ of another size cannot be propagated to it).
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import numpy as np
+
+from dff.runtime.adaptive_signals import FlowStatistics
 
 
 class KeyFrameScheduler(ABC):
@@ -40,14 +45,30 @@ class KeyFrameScheduler(ABC):
     def choose(self, image: np.ndarray) -> bool:
         """The policy, for frames the rules above leave open; ``since_key`` counts the frames since the last key frame."""
 
+    #: True where the policy reads F's statistics: the runtime then passes them to :meth:`observe` after F.
+    reads_flow: ClassVar[bool] = False
+
+    def observe(self, statistics: FlowStatistics | None) -> bool:
+        """F's statistics on the non-key frame just decided (None where the export has none); True promotes that
+        frame to a key frame after all (F was then paid for nothing). Only called where ``reads_flow``."""
+        promoted = self.promote(statistics)
+        if promoted:
+            self.since_key = 0
+        return promoted
+
+    def promote(self, statistics: FlowStatistics | None) -> bool:
+        """The policy after F; never promotes unless a subclass says otherwise."""
+        return False
+
 
 class FixedInterval(KeyFrameScheduler):
     """One key frame every ``interval`` frames, l in the paper (Eq. 7); ``interval=1`` is per-frame evaluation."""
 
     def __init__(self, interval: int) -> None:
-        if not (isinstance(interval, int) and interval >= 1):
+        # Any integer type (numpy's too, as from a config array), but not a bool: True would read as l = 1.
+        if not (isinstance(interval, numbers.Integral) and not isinstance(interval, bool) and interval >= 1):
             raise ValueError(f"key-frame interval must be an integer >= 1, got {interval!r}")
-        self.interval = interval
+        self.interval = int(interval)
         super().__init__()
 
     def choose(self, image: np.ndarray) -> bool:

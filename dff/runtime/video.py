@@ -35,15 +35,21 @@ def run_source(
     progress bar shows where ``source`` knows its length. Afterwards ``source.skipped`` counts
     unreadable frames and ``source.ended_early`` (video files) tells whether it stopped short.
     """
-    frames = tqdm(source, total=source.length, unit="frame", disable=not progress or source.length is None)
-    for frame in frames:
-        if warmup:
-            for each in (runtime, baseline):
-                if each is not None:
-                    each.warmup(*frame.image.shape[:2])
-            warmup = False
-        result = runtime(frame.image)
-        yield Step(frame, result, None if baseline is None else baseline(frame.image))
+    bar = tqdm(total=source.length, unit="frame", disable=not progress or source.length is None)
+    with bar:
+        for frame in source:
+            if warmup:
+                for each in (runtime, baseline):
+                    if each is not None:
+                        each.warmup(*frame.image.shape[:2])
+                warmup = False
+            result = runtime(frame.image)
+            yield Step(frame, result, None if baseline is None else baseline(frame.image))
+            bar.update(frame.index + 1 - bar.n)  # frames consumed, skipped ones included
+        if bar.total is not None and bar.n < bar.total:
+            # The container over-announced its length: the bar ends full at the frames there were (the summary says so).
+            bar.total = bar.n
+            bar.refresh()
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class RunReport:
     baseline: TimingSummary | None
     skipped: int
     ended_early: bool
+    announced: int | None = None
 
     @classmethod
     def of(
@@ -69,6 +76,7 @@ class RunReport:
             baseline=None if baseline is None else TimingSummary.of(baseline, interval=1),
             skipped=source.skipped,
             ended_early=getattr(source, "ended_early", False),
+            announced=source.length,
         )
 
     @property
@@ -86,5 +94,6 @@ class RunReport:
         if self.skipped:
             out.append(f"skipped {self.skipped} unreadable frame(s)")
         if self.ended_early:
-            out.append("the video ended before the frame count its container announced")
+            read = self.timing.frames + self.skipped
+            out.append(f"the video ended after {read} of the {self.announced} frames its container announced")
         return out

@@ -66,6 +66,9 @@ def start(device: str) -> ProcessGroup:
 
 def stop(group: ProcessGroup) -> None:
     if group.distributed and dist.is_initialized():
+        # Without the barrier a rank that finishes first can tear down gloo's connections while the other still
+        # uses them, and that rank aborts ("terminate called without an active exception"), seen on a loaded CPU.
+        dist.barrier()
         dist.destroy_process_group()
 
 

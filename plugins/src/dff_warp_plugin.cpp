@@ -48,11 +48,14 @@ Result guarded(char const* method, Result onError, Body&& body) noexcept
     return onError;
 }
 
-void require(bool condition, std::string const& message)
+// `message` is a callable building the error text, so that a check that passes builds nothing: onShapeChange runs
+// these checks on every enqueue.
+template <typename Message>
+void require(bool condition, Message const& message)
 {
     if (!condition)
     {
-        throw std::invalid_argument(message);
+        throw std::invalid_argument(message());
     }
 }
 
@@ -68,25 +71,30 @@ std::string toString(Dims const& dims)
 
 void requireCounts(int32_t nbInputs, int32_t nbOutputs)
 {
-    require(nbInputs == kNbWarpInputs && nbOutputs == kNbWarpOutputs,
-        "DFFWarp takes 3 inputs (feat, flow, scale) and gives 1 output; got " + std::to_string(nbInputs)
-            + " inputs and " + std::to_string(nbOutputs) + " outputs");
+    require(nbInputs == kNbWarpInputs && nbOutputs == kNbWarpOutputs, [&] {
+        return "DFFWarp takes 3 inputs (feat, flow, scale) and gives 1 output; got " + std::to_string(nbInputs)
+            + " inputs and " + std::to_string(nbOutputs) + " outputs";
+    });
 }
 
 // feat (N, C, H, W), flow (N, 2, H', W'), scale (N, C, H', W'). An extent of -1 (not known while building for a
 // range of shapes) matches anything.
 void requireShapes(Dims const& feat, Dims const& flow, Dims const& scale)
 {
-    require(feat.nbDims == 4 && flow.nbDims == 4 && scale.nbDims == 4,
-        "feat, flow and scale must be 4-D NCHW; got " + toString(feat) + ", " + toString(flow) + ", "
-            + toString(scale));
+    require(feat.nbDims == 4 && flow.nbDims == 4 && scale.nbDims == 4, [&] {
+        return "feat, flow and scale must be 4-D NCHW; got " + toString(feat) + ", " + toString(flow) + ", "
+            + toString(scale);
+    });
     auto const agree = [](int64_t a, int64_t b) { return a < 0 || b < 0 || a == b; };
-    require(agree(flow.d[1], 2) && agree(flow.d[0], feat.d[0]),
-        "flow must be (N, 2, H', W') with feat's N = " + std::to_string(feat.d[0]) + "; got " + toString(flow));
+    require(agree(flow.d[1], 2) && agree(flow.d[0], feat.d[0]), [&] {
+        return "flow must be (N, 2, H', W') with feat's N = " + std::to_string(feat.d[0]) + "; got " + toString(flow);
+    });
     require(agree(scale.d[0], feat.d[0]) && agree(scale.d[1], feat.d[1]) && agree(scale.d[2], flow.d[2])
             && agree(scale.d[3], flow.d[3]),
-        "scale must be (N, C, H', W') = (" + std::to_string(feat.d[0]) + ", " + std::to_string(feat.d[1]) + ", "
-            + std::to_string(flow.d[2]) + ", " + std::to_string(flow.d[3]) + "); got " + toString(scale));
+        [&] {
+            return "scale must be (N, C, H', W') = (" + std::to_string(feat.d[0]) + ", " + std::to_string(feat.d[1])
+                + ", " + std::to_string(flow.d[2]) + ", " + std::to_string(flow.d[3]) + "); got " + toString(scale);
+        });
 }
 
 } // namespace
@@ -182,13 +190,15 @@ int32_t DFFWarpPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_
         requireCounts(nbInputs, nbOutputs);
         nvinfer1::DimsExprs const& feat = inputs[kFeatIndex];
         nvinfer1::DimsExprs const& flow = inputs[kFlowIndex];
-        require(feat.nbDims == 4 && flow.nbDims == 4,
-            "feat and flow must be 4-D NCHW; got ranks " + std::to_string(feat.nbDims) + " and "
-                + std::to_string(flow.nbDims));
+        require(feat.nbDims == 4 && flow.nbDims == 4, [&] {
+            return "feat and flow must be 4-D NCHW; got ranks " + std::to_string(feat.nbDims) + " and "
+                + std::to_string(flow.nbDims);
+        });
         if (flow.d[1]->isConstant())
         {
             int64_t const channels = flow.d[1]->getConstantValue();
-            require(channels == 2, "flow must have 2 channels (horizontal, vertical); got " + std::to_string(channels));
+            require(channels == 2,
+                [&] { return "flow must have 2 channels (horizontal, vertical); got " + std::to_string(channels); });
         }
         // The output takes the features' N and C and the flow's H and W: the current frame's grid (Eq. 3).
         outputs[0].nbDims = 4;
@@ -205,7 +215,8 @@ bool DFFWarpPlugin::supportsFormatCombination(
 {
     return guarded("supportsFormatCombination", false, [&]() -> bool {
         requireCounts(nbInputs, nbOutputs);
-        require(pos >= kFeatIndex && pos <= kOutIndex, "tensor position " + std::to_string(pos) + " out of [0, 3]");
+        require(pos >= kFeatIndex && pos <= kOutIndex,
+            [&] { return "tensor position " + std::to_string(pos) + " out of [0, 3]"; });
         nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
         if (desc.format != nvinfer1::TensorFormat::kLINEAR)
         {
@@ -267,7 +278,7 @@ int32_t DFFWarpPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
             throw std::invalid_argument("data type " + std::to_string(static_cast<int32_t>(inputDesc[kFeatIndex].type))
                 + " is neither float32 nor float16");
         }
-        require(status == cudaSuccess, std::string("kernel launch failed: ") + cudaGetErrorString(status));
+        require(status == cudaSuccess, [&] { return std::string("kernel launch failed: ") + cudaGetErrorString(status); });
         return 0;
     });
 }

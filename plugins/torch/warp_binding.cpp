@@ -1,6 +1,7 @@
 // PyTorch binding of the fused warp kernel (plugins/src/warp_kernel.cu), built by dff/ops/warp_cuda.py: checks
 // the tensors, allocates the output and enqueues launchWarp on the current CUDA stream. Inference only.
 #include "dff/warp_kernel.h"
+#include "dff/warp_thread.h"
 
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -59,10 +60,21 @@ torch::Tensor warp(torch::Tensor const& feat, torch::Tensor const& flow, std::op
     return out;
 }
 
+// 2 where launchWarp gives each thread a pixel pair (paired loads), 1 where one pixel: lets the GPU tests prove which
+// path they ran. The output is a fresh torch.empty tensor, whose allocations are aligned far beyond a pair.
+int64_t pixelsPerThread(torch::Tensor const& feat, torch::Tensor const& flow, std::optional<torch::Tensor> const& scale)
+{
+    dff::WarpShape const shape{feat.size(0), feat.size(1), feat.size(2), feat.size(3), flow.size(2), flow.size(3)};
+    return dff::planWarp(shape, flow.data_ptr(), scale ? scale->data_ptr() : nullptr, nullptr, flow.element_size())
+        .pixelsPerThread;
+}
+
 } // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module)
 {
     module.def("warp", &warp, "f_i = W(f_k, M, S): fused bilinear warp times the scale field (Deep Feature Flow Eq. 3)",
+        pybind11::arg("feat"), pybind11::arg("flow"), pybind11::arg("scale") = pybind11::none());
+    module.def("pixels_per_thread", &pixelsPerThread, "pixels per thread launchWarp picks for these tensors (1 or 2)",
         pybind11::arg("feat"), pybind11::arg("flow"), pybind11::arg("scale") = pybind11::none());
 }

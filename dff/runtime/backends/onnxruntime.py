@@ -25,11 +25,13 @@ from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ortstate
 from onnx import TensorProto, helper
 
 from dff import manifest as names
 from dff.errors import ConfigError
-from dff.manifest import load_manifest
+from dff.manifest import invalid_model, load_manifest
+from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
@@ -171,6 +173,17 @@ class HostStacking:
         return [ort.OrtValue.ortvalue_from_numpy(array[i : i + 1]) for i in range(len(array))]
 
 
+#: What ONNX Runtime raises for a file it cannot read as a model (a hash that matches proves only that nobody changed it).
+_INVALID_MODEL = (ortstate.InvalidProtobuf, ortstate.InvalidGraph, ortstate.InvalidArgument, ortstate.Fail)
+
+
+def _session(path: Path, role: str, options: ort.SessionOptions, providers: list) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except _INVALID_MODEL as error:
+        raise invalid_model(path, role, error) from None
+
+
 class OnnxRuntimeBackend(Backend):
     """The ONNX files of an export directory (``model``), hashes checked, in one session per network.
 
@@ -207,9 +220,10 @@ class OnnxRuntimeBackend(Backend):
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_threads else "0")
         providers = _providers(provider, device_id, None if engine_cache_dir is None else Path(engine_cache_dir))
         files = manifest.files()
+        # (M, S), and their statistics where flow.onnx has them (exports before issue 16 do not).
+        self._flow_outputs = tuple(s.name for s in files["flow"].outputs if s.name in (names.FLOW, names.SCALE, FLOW_STATS))
         self._sessions = {
-            role: ort.InferenceSession(str(directory / files[role].file), options, providers=providers)
-            for role in ("feature", "flow", "warp", "task")
+            role: _session(directory / files[role].file, role, options, providers) for role in ("feature", "flow", "warp", "task")
         }
         # Bindings are reused, per thread: creating one per call costs 5-10 µs a stage. Outputs are
         # allocated anew on each run, so handles returned earlier keep their memory.
@@ -238,10 +252,13 @@ class OnnxRuntimeBackend(Backend):
         return self._run("feature", {names.FRAME: frame}, (names.FEAT,))[0]
 
     def flow(self, key_frame: FrameHandle, frame: FrameHandle) -> FlowHandle:
-        return tuple(self._run("flow", {names.KEY_FRAME: key_frame, names.FRAME: frame}, (names.FLOW, names.SCALE)))
+        return tuple(self._run("flow", {names.KEY_FRAME: key_frame, names.FRAME: frame}, self._flow_outputs))
+
+    def flow_statistics(self, flow: FlowHandle) -> FlowStatistics | None:
+        return FlowStatistics.from_array(flow[2].numpy()) if len(flow) > 2 else None
 
     def warp(self, key_feat: FeatureHandle, flow: FlowHandle) -> FeatureHandle:
-        flow_field, scale = flow
+        flow_field, scale = flow[:2]
         return self._run("warp", {names.KEY_FEAT: key_feat, names.FLOW: flow_field, names.SCALE: scale}, (names.FEAT,))[0]
 
     def task(self, feat: FeatureHandle) -> LabelHandle:
@@ -261,8 +278,8 @@ class OnnxRuntimeBackend(Backend):
         return self._run_batch("feature", {names.FRAME: frames}, (names.FEAT,))[0]
 
     def flow_batch(self, key_frames: Sequence[FrameHandle], frames: Sequence[FrameHandle]) -> list[FlowHandle]:
-        flows, scales = self._run_batch("flow", {names.KEY_FRAME: key_frames, names.FRAME: frames}, (names.FLOW, names.SCALE))
-        return list(zip(flows, scales))
+        outputs = self._run_batch("flow", {names.KEY_FRAME: key_frames, names.FRAME: frames}, self._flow_outputs)
+        return list(zip(*outputs))
 
     def warp_batch(self, key_feats: Sequence[FeatureHandle], flows: Sequence[FlowHandle]) -> list[FeatureHandle]:
         inputs = {names.KEY_FEAT: key_feats, names.FLOW: [f[0] for f in flows], names.SCALE: [f[1] for f in flows]}

@@ -24,10 +24,12 @@ from typing import Literal
 
 import numpy as np
 import openvino as ov
+from openvino.frontend import FrontEndManager, GeneralFailure, OpConversionFailure, OpValidationFailure
 
 from dff import manifest as names
 from dff.errors import ConfigError
-from dff.manifest import Dim, ModelFile, load_manifest
+from dff.manifest import Dim, ModelFile, invalid_model, load_manifest
+from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
 
 Precision = Literal["f32", "bf16", "f16"]
@@ -56,6 +58,24 @@ def static_shape(shape: tuple[Dim, ...], height: int, width: int) -> list[int]:
             raise ConfigError(f"the manifest names a dimension {dim!r} this backend does not know; run `dff export` again")
         dims.append(sides[name] // int(divisor or 1))
     return dims
+
+
+def _read_model(path: Path, role: str, entry: ModelFile) -> ov.Model:
+    """``path`` through OpenVINO's ONNX front end; a file that is no ONNX model for ``entry`` is an ExportError.
+
+    The ONNX front end is asked by name: ``Core.read_model`` offers a file no front end claims to
+    each in turn, and TensorFlow's then logs parse errors of its own text format.
+    """
+    frontend = FrontEndManager().load_by_framework("onnx")
+    try:
+        model = frontend.convert(frontend.load(str(path)))
+    except (GeneralFailure, OpConversionFailure, OpValidationFailure, RuntimeError) as error:
+        raise invalid_model(path, role, error) from None
+    found = {name for output in model.outputs for name in output.get_names()}
+    missing = [spec.name for spec in entry.outputs if spec.name not in found]
+    if missing:  # an empty file, for one, parses as an empty model
+        raise invalid_model(path, role, ValueError(f"it has no output(s) {missing}"))
+    return model
 
 
 @dataclass
@@ -116,8 +136,11 @@ class OpenVINOBackend(Backend):
             self._config["INFERENCE_NUM_THREADS"] = threads
         files = manifest.files()
         self._files: dict[str, ModelFile] = {role: files[role] for role in _RETURNED}
+        self._returned = dict(_RETURNED)
+        if any(spec.name == FLOW_STATS for spec in files["flow"].outputs):  # exports before issue 16 lack it
+            self._returned["flow"] += (FLOW_STATS,)
         # Read once; each frame size compiles a reshaped clone.
-        self._models = {role: core.read_model(str(directory / entry.file)) for role, entry in self._files.items()}
+        self._models = {role: _read_model(directory / entry.file, role, entry) for role, entry in self._files.items()}
         self._compiled: dict[tuple[int, int], dict[str, _Network]] = {}
 
     def networks(self, height: int, width: int) -> dict[str, _Network]:
@@ -134,7 +157,7 @@ class OpenVINOBackend(Backend):
         model.reshape({spec.name: ov.PartialShape(static_shape(spec.shape, height, width)) for spec in entry.inputs})
         compiled = self._core.compile_model(model, self._device, self._config)
         outputs = tuple(
-            (name, compiled.output(name).get_element_type(), compiled.output(name).get_shape()) for name in _RETURNED[role]
+            (name, compiled.output(name).get_element_type(), compiled.output(name).get_shape()) for name in self._returned[role]
         )
         return _Network(request=compiled.create_infer_request(), outputs=outputs)
 
@@ -150,11 +173,13 @@ class OpenVINOBackend(Backend):
         return self.networks(*frame.shape[1:3])["feature"].run({names.FRAME: frame})[0]
 
     def flow(self, key_frame: FrameHandle, frame: FrameHandle) -> FlowHandle:
-        flow_field, scale = self.networks(*frame.shape[1:3])["flow"].run({names.KEY_FRAME: key_frame, names.FRAME: frame})
-        return flow_field, scale
+        return tuple(self.networks(*frame.shape[1:3])["flow"].run({names.KEY_FRAME: key_frame, names.FRAME: frame}))
+
+    def flow_statistics(self, flow: FlowHandle) -> FlowStatistics | None:
+        return FlowStatistics.from_array(flow[2].data) if len(flow) > 2 else None
 
     def warp(self, key_feat: FeatureHandle, flow: FlowHandle) -> FeatureHandle:
-        flow_field, scale = flow
+        flow_field, scale = flow[:2]
         inputs = {names.KEY_FEAT: key_feat, names.FLOW: flow_field, names.SCALE: scale}
         return self._at_feature_size(flow_field)["warp"].run(inputs)[0]
 

@@ -3,14 +3,22 @@
 * Before an engine is deserialised its build record must name this GPU, this TensorRT and this
   export, and the engine file must match its SHA-256 (:mod:`dff.engines.records`); otherwise the
   error says to run ``dff build`` again.
-* One execution context per engine. Handles are device tensors from one pool of ``cudaMalloc``
-  blocks: the feature engine's output *is* the warp engine's input (``set_tensor_address`` on the
-  same pointer), nothing is copied between stages, and a dropped handle's block is reused by a
-  later stage, which on one stream runs after every stage that read it.
-* With ``cuda_graph=True`` the non-key path (flow, warp, task) runs as CUDA graphs: per engine and
-  per set of shapes and addresses, one plain enqueue, then a capture, then graph launches (the
-  pattern of trtexec, NVIDIA/TensorRT ``samples/common/sampleInference.cpp``). If capture fails the
-  engine falls back to plain ``execute_async_v3``.
+* Handles are device tensors from one pool of ``cudaMalloc`` blocks (:mod:`dff.engines.memory`):
+  the feature engine's output *is* the warp engine's input (``set_tensor_address`` on the same
+  pointer), nothing is copied between stages, and a dropped handle's block is reused by a later
+  stage, which on one stream runs after every stage that read it.
+* With ``cuda_graph=True`` the flow and task engines (the non-key path's networks, Algorithm 1
+  lines 11-12) run as CUDA graphs, one per set of input shapes, each on a context and buffers of
+  its own (:mod:`dff.engines.runner`); the warp is one or three kernels, so a graph would save less
+  than copying its feature-sized inputs into a graph's buffers costs, and it runs plainly.
+  ``graph_stats()`` says what was captured and replayed; a failed capture warns and that shape
+  runs plainly.
+* Batches (``*_batch``, for :mod:`dff.runtime.streams`): per-frame handles are stacked on the
+  device (no copy where they already are consecutive views of one batch), run as one engine call of
+  batch N (engines built with ``dff build --max-batch``; ``max_batch`` is the smallest engine's), and
+  split into per-frame views of the batch's block. With graphs each batch size is a shape of its
+  own, with its own graph.
+* The backend may be shared by threads: every call that touches the stream holds one lock.
 
 TensorRT and CUDA calls follow NVIDIA's documented Python API and samples (``samples/python/
 common_runtime.py``: cudaMalloc, cudaMemcpyAsync, cudaStreamCreate, execute_async_v3;
@@ -21,11 +29,9 @@ real TensorRT: it could not be installed where this was written.
 
 from __future__ import annotations
 
-import sys
+import threading
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,155 +41,18 @@ from dff import manifest as names
 from dff.engines.cudart import call, import_cudart
 from dff.engines.errors import EngineError
 from dff.engines.gpu import gpu_from_cuda
+from dff.engines.graphs import GraphStats
 from dff.engines.loaders import EngineFromBytes, import_tensorrt, load_plugin_library
+from dff.engines.memory import DevicePool, DeviceSlice, DeviceTensor, contiguous_run, split
 from dff.engines.records import ROLES, check_plugin_library, read_engine, select_record
+from dff.engines.runner import EngineRunner, copy_on_device
 from dff.errors import InputSizeError
 from dff.manifest import SizeRange, load_manifest
+from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
 
-#: Engines whose enqueues become CUDA graphs: the non-key path (Algorithm 1, lines 11-12).
-GRAPH_ROLES = ("flow", "warp", "task")
-#: Graphs kept per engine; pooled handles cycle through a few addresses, so a few graphs cover a stream.
-GRAPHS_PER_ENGINE = 8
-
-
-class DevicePool:
-    """``cudaMalloc`` blocks by size, reused once the handle holding one is gone."""
-
-    def __init__(self, cudart: Any) -> None:
-        self._cudart = cudart
-        self._free: dict[int, list[int]] = {}
-        self._all: list[int] = []
-
-    def take(self, nbytes: int) -> int:
-        blocks = self._free.get(nbytes)
-        if blocks:
-            return blocks.pop()
-        pointer = call(self._cudart.cudaMalloc(max(nbytes, 1)), "cudaMalloc")
-        self._all.append(pointer)
-        return pointer
-
-    def give_back(self, nbytes: int, pointer: int) -> None:
-        if pointer in self._all:  # not after close()
-            self._free.setdefault(nbytes, []).append(pointer)
-
-    def close(self) -> None:
-        for pointer in self._all:
-            self._cudart.cudaFree(pointer)
-        self._all.clear()
-        self._free.clear()
-
-
-class DeviceTensor:
-    """A handle: a tensor in a pooled device block, returned to the pool when the handle is dropped."""
-
-    __slots__ = ("pointer", "shape", "dtype", "nbytes", "__weakref__")
-
-    def __init__(self, pool: DevicePool, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.shape = shape
-        self.dtype = dtype
-        self.nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        self.pointer = pool.take(self.nbytes)
-        weakref.finalize(self, pool.give_back, self.nbytes, self.pointer)
-
-
-class GraphCache:
-    """CUDA graphs of one execution context's enqueue, keyed by the shapes and addresses they were captured with."""
-
-    def __init__(self, cudart: Any, stream: Any, role: str) -> None:
-        self._cudart = cudart
-        self._stream = stream
-        self._role = role
-        self._graphs: OrderedDict[tuple, Any] = OrderedDict()
-        self.enabled = True
-
-    def launch(self, key: tuple) -> bool:
-        """Launch the graph captured for ``key``; False if there is none (yet)."""
-        graph_exec = self._graphs.get(key)
-        if graph_exec is None:
-            return False
-        self._graphs.move_to_end(key)
-        call(self._cudart.cudaGraphLaunch(graph_exec, self._stream), "cudaGraphLaunch")
-        return True
-
-    def capture(self, key: tuple, enqueue: Callable[[], bool]) -> None:
-        """Capture ``enqueue`` as the graph for ``key``; call after one plain enqueue with the same shapes and
-        addresses, which leaves TensorRT's one-time initialisation out of the graph (as trtexec does)."""
-        if not self.enabled:
-            return
-        cudart = self._cudart
-        call(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
-        mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
-        if cudart.cudaStreamBeginCapture(self._stream, mode)[0].value:
-            return self._disable("cudaStreamBeginCapture failed")
-        captured = enqueue()  # TensorRT returns False if an operation is not allowed under capture
-        status, graph = cudart.cudaStreamEndCapture(self._stream)
-        if not (captured and status.value == 0):
-            if status.value == 0 and graph is not None:
-                cudart.cudaGraphDestroy(graph)
-            return self._disable("the engine cannot be captured")
-        status, graph_exec = cudart.cudaGraphInstantiate(graph, 0)
-        cudart.cudaGraphDestroy(graph)  # the executable graph does not need it (trtexec's endCapture)
-        if status.value:
-            return self._disable("cudaGraphInstantiate failed")
-        self._graphs[key] = graph_exec
-        if len(self._graphs) > GRAPHS_PER_ENGINE:
-            _, oldest = self._graphs.popitem(last=False)
-            cudart.cudaGraphExecDestroy(oldest)
-
-    def _disable(self, reason: str) -> None:
-        """Run without graphs from now on, after clearing the failed capture's error (trtexec's endCaptureOnError)."""
-        self._cudart.cudaGetLastError()
-        self.enabled = False
-        print(
-            f"warning: CUDA graph capture of the {self._role} engine failed ({reason}); running it without graphs",
-            file=sys.stderr,
-        )
-
-    def close(self) -> None:
-        for graph_exec in self._graphs.values():
-            self._cudart.cudaGraphExecDestroy(graph_exec)
-        self._graphs.clear()
-
-
-@dataclass
-class EngineRunner:
-    """One engine, its execution context, and its graphs: device tensors in, device tensors out."""
-
-    role: str
-    context: Any
-    inputs: tuple[str, ...]
-    outputs: dict[str, np.dtype]
-    graphs: GraphCache | None
-
-    def run(self, pool: DevicePool, stream: int, tensors: dict[str, DeviceTensor]) -> dict[str, DeviceTensor]:
-        context = self.context
-        for name in self.inputs:
-            tensor = tensors[name]
-            if not context.set_input_shape(name, tensor.shape):
-                raise InputSizeError(
-                    f"the {self.role} engine does not take {name} of shape {tensor.shape}: its profile is narrower"
-                )
-            context.set_tensor_address(name, tensor.pointer)
-        results = {}
-        for name, dtype in self.outputs.items():
-            shape = tuple(context.get_tensor_shape(name))
-            if min(shape, default=0) < 0:
-                raise EngineError(
-                    f"the {self.role} engine cannot infer the shape of {name} from its inputs (got {shape})"
-                )
-            results[name] = DeviceTensor(pool, shape, dtype)
-            context.set_tensor_address(name, results[name].pointer)
-
-        key = tuple((n, t.shape, t.pointer) for n, t in (*((n, tensors[n]) for n in self.inputs), *results.items()))
-        if self.graphs is None or not self.graphs.launch(key):
-            if not context.execute_async_v3(stream):
-                raise EngineError(
-                    f"TensorRT's execute_async_v3 failed for the {self.role} engine (see TensorRT's log above)"
-                )
-            if self.graphs is not None:
-                self.graphs.capture(key, lambda: context.execute_async_v3(stream))
-        return results
+#: Engines run as CUDA graphs with ``cuda_graph=True``: the networks of the non-key path (Algorithm 1, lines 11-12).
+GRAPH_ROLES = ("flow", "task")
 
 
 def _intersect(ranges: list[SizeRange]) -> SizeRange:
@@ -209,6 +78,7 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
     asynchronous = True
+    native_batching = True
 
     def __init__(
         self,
@@ -246,79 +116,159 @@ class TensorRTBackend(Backend):
             [manifest.sizes] + [r.key.profile.size_range(manifest.sizes.multiple) for r in records.values()]
         )
         self.class_names = manifest.class_names
-        self._stream = call(cudart.cudaStreamCreate(), "cudaStreamCreate")
-        self._pool = DevicePool(cudart)
+        self.max_batch = min(r.key.profile.max_batch for r in records.values())
+        self._lock = threading.RLock()
+        stream = call(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._stream = stream
+        self._pool = DevicePool(
+            allocate=lambda nbytes: call(cudart.cudaMalloc(nbytes), "cudaMalloc"),
+            free=cudart.cudaFree,
+            synchronize=lambda: call(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize"),
+        )
         self._runners: dict[str, EngineRunner] = {}
+        # Released when close() is called or, failing that, when the backend is garbage-collected; the finalizer
+        # holds what it frees, never the backend itself.
+        self._release = weakref.finalize(self, _release, cudart, stream, self._pool, self._runners)
         try:
             for role in ROLES:
                 engine = EngineFromBytes(plans[role], source=f"{engines_dir / records[role].engine_file}")()
-                tensors = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-                is_input = {n: engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in tensors}
                 self._runners[role] = EngineRunner(
+                    trt=trt,
+                    cudart=cudart,
+                    engine=engine,  # each context holds on to its engine (pybind keep_alive)
                     role=role,
-                    context=engine.create_execution_context(),  # holds on to its engine (pybind keep_alive)
-                    inputs=tuple(n for n in tensors if is_input[n]),
-                    outputs={n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in tensors if not is_input[n]},
-                    graphs=GraphCache(cudart, self._stream, role) if cuda_graph and role in GRAPH_ROLES else None,
+                    stream=stream,
+                    pool=self._pool,
+                    lock=self._lock,
+                    cuda_graph=cuda_graph and role in GRAPH_ROLES,
                 )
         except BaseException:
             self.close()
             raise
+        # (M, S), and their statistics where flow.onnx has them (exports before issue 16 do not).
+        produced = self._runners["flow"].outputs
+        self._flow_outputs = tuple(n for n in (names.FLOW, names.SCALE, FLOW_STATS) if n in produced)
 
-    def _run(self, role: str, tensors: dict[str, DeviceTensor]) -> dict[str, DeviceTensor]:
-        # execute_async_v3 takes the stream as an integer handle (pyCore.cpp binds it as size_t), as Polygraphy passes it.
-        return self._runners[role].run(self._pool, int(self._stream), tensors)
+    def graph_stats(self) -> dict[str, GraphStats]:
+        """Per engine: CUDA graphs captured and replayed, failed captures, plain enqueues (copies, not live)."""
+        with self._lock:
+            return {role: GraphStats(**vars(runner.stats)) for role, runner in self._runners.items()}
+
+    def to_host(self, handle: DeviceTensor | DeviceSlice) -> np.ndarray:
+        """A host copy of any handle (features, flow, scale, labels): for inspection and tests."""
+        host = np.empty(handle.shape, dtype=handle.dtype)
+        kind = self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        with self._lock:
+            call(
+                self._cudart.cudaMemcpyAsync(host.ctypes.data, handle.pointer, handle.nbytes, kind, self._stream),
+                "cudaMemcpyAsync",
+            )
+            self.synchronize()
+        return host
 
     def upload(self, image: np.ndarray) -> FrameHandle:
         image = np.ascontiguousarray(image)
-        frame = DeviceTensor(self._pool, (1, *image.shape), image.dtype)
-        # From pageable memory, cudaMemcpyAsync returns once the source has been staged, so the caller
-        # may reuse ``image`` at once (CUDA Runtime API, "API synchronization behavior").
         kind = self._cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        call(
-            self._cudart.cudaMemcpyAsync(frame.pointer, image.ctypes.data, frame.nbytes, kind, self._stream),
-            "cudaMemcpyAsync",
-        )
+        with self._lock:
+            frame = DeviceTensor(self._pool, (1, *image.shape), image.dtype)
+            # From pageable memory, cudaMemcpyAsync returns once the source has been staged, so the caller
+            # may reuse ``image`` at once (CUDA Runtime API, "API synchronization behavior").
+            call(
+                self._cudart.cudaMemcpyAsync(frame.pointer, image.ctypes.data, frame.nbytes, kind, self._stream),
+                "cudaMemcpyAsync",
+            )
         return frame
 
     def feature(self, frame: FrameHandle) -> FeatureHandle:
-        return self._run("feature", {names.FRAME: frame})[names.FEAT]
+        return self._runners["feature"].run({names.FRAME: frame})[names.FEAT]
 
     def flow(self, key_frame: FrameHandle, frame: FrameHandle) -> FlowHandle:
-        out = self._run("flow", {names.KEY_FRAME: key_frame, names.FRAME: frame})
-        return out[names.FLOW], out[names.SCALE]
+        out = self._runners["flow"].run({names.KEY_FRAME: key_frame, names.FRAME: frame}, self._flow_outputs)
+        return tuple(out[name] for name in self._flow_outputs)
+
+    def flow_statistics(self, flow: FlowHandle) -> FlowStatistics | None:
+        return FlowStatistics.from_array(self.to_host(flow[2]).astype(np.float32)) if len(flow) > 2 else None
 
     def warp(self, key_feat: FeatureHandle, flow: FlowHandle) -> FeatureHandle:
-        flow_field, scale = flow
-        return self._run("warp", {names.KEY_FEAT: key_feat, names.FLOW: flow_field, names.SCALE: scale})[names.FEAT]
+        flow_field, scale = flow[:2]
+        inputs = {names.KEY_FEAT: key_feat, names.FLOW: flow_field, names.SCALE: scale}
+        return self._runners["warp"].run(inputs, (names.FEAT,))[names.FEAT]
 
     def task(self, feat: FeatureHandle) -> LabelHandle:
-        return self._run("task", {names.FEAT: feat})[names.LABELS]  # scores and probs go back to the pool
+        # Only the labels are wanted: with graphs, scores and probs are not even copied out.
+        return self._runners["task"].run({names.FEAT: feat}, (names.LABELS,))[names.LABELS]
 
     def download(self, labels: LabelHandle) -> np.ndarray:
-        host = np.empty(labels.shape[1:], dtype=np.uint8)
-        kind = self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        call(
-            self._cudart.cudaMemcpyAsync(host.ctypes.data, labels.pointer, labels.nbytes, kind, self._stream),
-            "cudaMemcpyAsync",
-        )
-        self.synchronize()
-        return host
+        return self.to_host(labels)[0]
+
+    # Batches: one engine call per stage for the frames of many streams.
+
+    def _stack(self, items: Sequence[DeviceTensor | DeviceSlice]) -> DeviceTensor | DeviceSlice:
+        """One (N, ...) device tensor of per-frame handles: the handles themselves where they already are one."""
+        items = list(items)
+        if len({item.shape for item in items}) > 1:
+            raise InputSizeError(f"a batch needs frames of one size; got shapes {sorted({i.shape for i in items})}")
+        if len(items) == 1:
+            return items[0]
+        batch = contiguous_run(items)
+        if batch is not None:
+            return batch
+        with self._lock:
+            batch = DeviceTensor(self._pool, (len(items), *items[0].shape[1:]), items[0].dtype)
+            for index, item in enumerate(items):
+                copy_on_device(self._cudart, self._stream, batch.pointer + index * item.nbytes, item)
+        return batch
+
+    def upload_batch(self, images: Sequence[np.ndarray]) -> list[FrameHandle]:
+        stacked = np.ascontiguousarray(np.stack(images))
+        kind = self._cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        with self._lock:
+            frames = DeviceTensor(self._pool, stacked.shape, stacked.dtype)
+            call(
+                self._cudart.cudaMemcpyAsync(frames.pointer, stacked.ctypes.data, frames.nbytes, kind, self._stream),
+                "cudaMemcpyAsync",
+            )
+        return split(frames)
+
+    def feature_batch(self, frames: Sequence[FrameHandle]) -> list[FeatureHandle]:
+        return split(self._runners["feature"].run({names.FRAME: self._stack(frames)})[names.FEAT])
+
+    def flow_batch(self, key_frames: Sequence[FrameHandle], frames: Sequence[FrameHandle]) -> list[FlowHandle]:
+        inputs = {names.KEY_FRAME: self._stack(key_frames), names.FRAME: self._stack(frames)}
+        out = self._runners["flow"].run(inputs, self._flow_outputs)
+        return list(zip(*(split(out[name]) for name in self._flow_outputs)))
+
+    def warp_batch(self, key_feats: Sequence[FeatureHandle], flows: Sequence[FlowHandle]) -> list[FeatureHandle]:
+        inputs = {
+            names.KEY_FEAT: self._stack(key_feats),
+            names.FLOW: self._stack([flow[0] for flow in flows]),
+            names.SCALE: self._stack([flow[1] for flow in flows]),
+        }
+        return split(self._runners["warp"].run(inputs, (names.FEAT,))[names.FEAT])
+
+    def task_batch(self, feats: Sequence[FeatureHandle]) -> list[LabelHandle]:
+        return split(self._runners["task"].run({names.FEAT: self._stack(feats)}, (names.LABELS,))[names.LABELS])
+
+    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray]:
+        host = self.to_host(self._stack(labels))
+        return [host[index] for index in range(host.shape[0])]
 
     def synchronize(self) -> None:
-        call(self._cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        with self._lock:
+            call(self._cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
 
     def close(self) -> None:
-        if not hasattr(self, "_runners"):
-            return
-        self.synchronize()
-        for runner in self._runners.values():
-            if runner.graphs is not None:
-                runner.graphs.close()
-        self._runners.clear()  # contexts before engines before memory, as TensorRT requires
-        self._pool.close()
-        self._cudart.cudaStreamDestroy(self._stream)
-        del self._runners
+        self._release()
+
+
+def _release(cudart: Any, stream: Any, pool: DevicePool, runners: dict[str, EngineRunner]) -> None:
+    """Wait for the stream, then graphs and contexts before engines before memory, as TensorRT requires."""
+    cudart.cudaStreamSynchronize(stream)
+    for runner in runners.values():
+        runner.close()
+    runners.clear()
+    pool.close()
+    cudart.cudaStreamDestroy(stream)
 
 
 BACKEND = TensorRTBackend

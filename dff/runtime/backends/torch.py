@@ -28,7 +28,10 @@ from dff.errors import ConfigError
 from dff.frames import FEATURE_STRIDE, MIN_SIDE
 from dff.manifest import SizeRange
 from dff.models.preprocess import FrameNormalizer
+from dff.models.task import class_ids
+from dff.ops.flow_statistics import flow_statistics
 from dff.ops.warp import warp
+from dff.runtime.adaptive_signals import FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
 
 #: The networks are fully convolutional: any multiple of 16 from 64 up works; the upper bound only keeps SizeRange finite.
@@ -114,15 +117,16 @@ class TorchBackend(Backend):
     def _feature(self, frame: torch.Tensor) -> torch.Tensor:
         return self.network.key(frame)
 
-    def _flow(self, key_frame: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.network.flow_net(key_frame, frame)
+    def _flow(self, key_frame: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        flow, scale = self.network.flow_net(key_frame, frame)
+        return flow, scale, flow_statistics(flow, scale)  # as flow.onnx computes them
 
     def _warp(self, key_feat: torch.Tensor, flow: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         return warp(key_feat, flow, scale)
 
     def _task(self, feat: torch.Tensor) -> torch.Tensor:
         size = (feat.shape[2] * FEATURE_STRIDE, feat.shape[3] * FEATURE_STRIDE)
-        return self.network.task_net.probabilities(feat, size).argmax(dim=1).to(torch.uint8)
+        return class_ids(self.network.task_net.probabilities(feat, size)).to(torch.uint8)
 
     @torch.inference_mode()
     def upload(self, image: np.ndarray) -> FrameHandle:
@@ -140,7 +144,10 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def warp(self, key_feat: FeatureHandle, flow: FlowHandle) -> FeatureHandle:
-        return self._run_warp(key_feat, *flow)
+        return self._run_warp(key_feat, *flow[:2])
+
+    def flow_statistics(self, flow: FlowHandle) -> FlowStatistics:
+        return FlowStatistics.from_array(flow[2].cpu().numpy())
 
     @torch.inference_mode()
     def task(self, feat: FeatureHandle) -> LabelHandle:
@@ -161,8 +168,8 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def flow_batch(self, key_frames: Sequence[FrameHandle], frames: Sequence[FrameHandle]) -> list[FlowHandle]:
-        flow, scale = self._run_flow(_cat(key_frames), _cat(frames))
-        return list(zip(flow.split(1), scale.split(1)))
+        flow, scale, statistics = self._run_flow(_cat(key_frames), _cat(frames))
+        return list(zip(flow.split(1), scale.split(1), statistics.split(1)))
 
     @torch.inference_mode()
     def warp_batch(self, key_feats: Sequence[FeatureHandle], flows: Sequence[FlowHandle]) -> list[FeatureHandle]:
