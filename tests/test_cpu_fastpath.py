@@ -62,8 +62,8 @@ def test_flow_normalised_after_halving_equals_normalised_before(export: Path) ->
     with torch.no_grad():  # the published order: normalise both frames, then F (which halves them)
         expected = model.flow_net(*(normalize(torch.from_numpy(f).float()) for f in (key, current)))
     nodes = [n.op_type for n in onnx.load(export / "flow.onnx").graph.node]
-    first_conv = nodes.index("Conv")  # after F's convolutions come the flow statistics, with Subs of their own
-    assert nodes.index("AveragePool") < nodes.index("Sub") < first_conv and nodes[:first_conv].count("Sub") == 1
+    before_f = nodes[: nodes.index("Conv")]  # the preprocessing: one normalisation, after the halving
+    assert before_f.index("AveragePool") < before_f.index("Sub") and before_f.count("Sub") == 1
     for engine, outputs in _engines(export / "flow.onnx", {"key_frame": key, "frame": current}).items():
         for got, want in zip(outputs, expected):
             want = want.numpy()
