@@ -45,6 +45,10 @@ class FeatureGraph(nn.Module):
         return self.feature_net(self.normalize(frame.float()).to(self.dtype))
 
 
+#: Channels of :meth:`FlowNet.halve`'s output (two BGR frames) in RGB order.
+_BGR_TO_RGB_PAIR = [2, 1, 0, 5, 4, 3]
+
+
 class FlowGraph(nn.Module):
     """(key frame, frame), uint8 N×H×W×3 BGR each → F(normalised key frame, normalised frame) = (M, S)
     [, flow_statistics(M, S) with ``statistics``]."""
@@ -59,10 +63,12 @@ class FlowGraph(nn.Module):
     def forward(self, key_frame: Tensor, frame: Tensor) -> tuple[Tensor, ...]:
         # Normalising ((x - mean) / std per channel) is affine and 2×2 average pooling linear with weights summing
         # to 1, so they commute: F's halving runs first on the raw frames and the normalisation on 1/4 of the pixels.
-        def rgb(frames: Tensor) -> Tensor:
-            return frames.float().flip(-1).permute(0, 3, 1, 2)
+        # The BGR → RGB reorder is per channel too, so it also waits for the halving (a full-size flip was the
+        # graph's costliest Slice).
+        def nchw(frames: Tensor) -> Tensor:
+            return frames.float().permute(0, 3, 1, 2)
 
-        halved = self.flow_net.halve(rgb(key_frame), rgb(frame))
+        halved = self.flow_net.halve(nchw(key_frame), nchw(frame))[:, _BGR_TO_RGB_PAIR]
         mean, inv_std = (value.repeat(1, 2, 1, 1) for value in (self.normalize.mean, self.normalize.inv_std))
         flow, scale = self.flow_net.from_halved(((halved - mean) * inv_std).to(self.dtype))
         return (flow, scale, flow_statistics(flow, scale)) if self.statistics else (flow, scale)
