@@ -21,15 +21,14 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
 from dff.export import ExportOptions, export_checkpoint
 from dff.manifest import load_manifest
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
 from dff.runtime.backends.openvino import static_shape
+from demo_clip import DEMO_MODEL, add_clip_arguments, synthetic_clip
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = REPO / "cpp" / "build" / "libdff.so"
-DEMO_MODEL = REPO / "dff" / "assets" / "demo_model.safetensors"
 
 
 class CppRuntime:
@@ -90,18 +89,13 @@ class BareInfer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--key-interval", "-l", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=320)
+    add_clip_arguments(parser)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "export"
         export_checkpoint(DEMO_MODEL, export, ExportOptions())
-        video = SyntheticVideo(SyntheticVideoConfig(length=args.frames, num_classes=4, seed=1, height=args.height, width=args.width))
-        clip = [video.image_and_label(t)[0] for t in range(args.frames)]
+        clip = [frame for frame, _ in synthetic_clip(args)]
         cpp = CppRuntime(export, args.key_interval, args.threads)
         backend = open_backend("openvino", model=export, threads=args.threads)
         python = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(args.key_interval))

@@ -27,15 +27,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dff.benchmark.complexity import export_macs  # noqa: E402
-from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig  # noqa: E402
 from dff.export import ExportOptions, export_checkpoint  # noqa: E402
 from dff.manifest import load_manifest  # noqa: E402
 from dff.metrics import SegmentationScore  # noqa: E402
 from dff.quantize import QuantizeOptions, quantize_export  # noqa: E402
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, TimingSummary, open_backend  # noqa: E402
 from dff.runtime.timing import predicted_speedup  # noqa: E402
+from demo_clip import DEMO_MODEL, add_clip_arguments, synthetic_clip  # noqa: E402
 
-DEMO_MODEL = REPO / "dff" / "assets" / "demo_model.safetensors"
 CALIBRATION = REPO.parent / "shared" / "data" / "videos" / "vtest.avi"
 STAGES = ("feature", "flow", "warp", "task")
 #: name → (which export, backend, options); the first is the reference every other is compared with.
@@ -53,11 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--export", type=Path, help="float32 export (default: the demo model, exported)")
     parser.add_argument("--int8", type=Path, help="its int8 export (default: dff quantize on vtest.avi)")
-    parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--key-interval", "-l", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=320)
+    add_clip_arguments(parser)
     args = parser.parse_args()
     size = (args.height, args.width)
 
@@ -70,8 +65,7 @@ def main() -> None:
             exports["int8"] = Path(tmp) / "int8"
             quantize_export(exports["float"], CALIBRATION, exports["int8"], QuantizeOptions(size=size))
         num_classes = load_manifest(exports["float"]).model.num_classes
-        video = SyntheticVideo(SyntheticVideoConfig(length=args.frames, num_classes=num_classes, seed=1, height=size[0], width=size[1]))
-        clip = [video.image_and_label(t) for t in range(args.frames)]
+        clip = synthetic_clip(args, num_classes)
         macs = export_macs(exports["float"], height=size[0], width=size[1])
         backends = {name: open_backend(kind, model=exports[which], threads=args.threads, **opts) for name, (which, kind, opts) in CONFIGS.items()}
         runtimes = {

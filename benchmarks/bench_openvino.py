@@ -15,30 +15,24 @@ from pathlib import Path
 
 import numpy as np
 
-from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
 from dff.export import ExportOptions, export_checkpoint
 from dff.metrics import SegmentationScore
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
+from demo_clip import DEMO_MODEL, add_clip_arguments, synthetic_clip
 
-DEMO_MODEL = Path(__file__).resolve().parents[1] / "dff" / "assets" / "demo_model.safetensors"
 STAGES = ("preprocess", "feature", "flow", "warp", "task", "postprocess")
 ENGINES = {"onnxruntime": ("onnxruntime", {}), "openvino f32": ("openvino", {}), "openvino bf16": ("openvino", {"precision": "bf16"})}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--key-interval", "-l", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=320)
+    add_clip_arguments(parser)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "export"
         export_checkpoint(DEMO_MODEL, export, ExportOptions())
-        video = SyntheticVideo(SyntheticVideoConfig(length=args.frames, num_classes=4, seed=1, height=args.height, width=args.width))
-        clip = [video.image_and_label(t) for t in range(args.frames)]
+        clip = synthetic_clip(args)
         backends = {name: open_backend(kind, model=export, threads=args.threads, **opts) for name, (kind, opts) in ENGINES.items()}
         runtimes = {name: DeepFeatureFlowRuntime(backend=b, scheduler=FixedInterval(args.key_interval)) for name, b in backends.items()}
         for runtime in runtimes.values():

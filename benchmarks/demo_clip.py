@@ -1,0 +1,27 @@
+"""What the per-engine benchmarks share: their clip options, and the synthetic video they time and score on."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
+
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "dff" / "assets" / "demo_model.safetensors"
+
+
+def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--key-interval", "-l", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--height", type=int, default=256)
+    parser.add_argument("--width", type=int, default=320)
+
+
+def synthetic_clip(args: argparse.Namespace, num_classes: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(frame, exact labels) for each of ``args.frames`` frames of the held-out synthetic video (seed 1)."""
+    config = SyntheticVideoConfig(length=args.frames, num_classes=num_classes, seed=1, height=args.height, width=args.width)
+    video = SyntheticVideo(config)
+    return [video.image_and_label(t) for t in range(args.frames)]
