@@ -10,6 +10,11 @@ name, or from ``--peak-tflops``. Without a CUDA GPU the script says so and exits
 
     python benchmarks/bench_gpu.py                      # ResNet-101 + FlowNet (simple)
     python benchmarks/bench_gpu.py --flow inception --frames 60 --repeats 3
+
+Then many streams on the same backend (issue 12): S = 1, 2, 4, 8, 16 streams at l = 5, staggered, batched
+in one MultiStreamRuntime (one CUDA graph per batch size) against the same streams one after another at
+batch 1: aggregate fps, the gain, tick p50/p99, slowest/mean tick and label equality (``--streams ""``
+skips it).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch  # noqa: E402
 
 from dff.benchmark.complexity import checkpoint_macs  # noqa: E402
 from dff.benchmark.frames import benchmark_frames  # noqa: E402
+from dff.benchmark.streams import HEADER, measure_streams  # noqa: E402
 from dff.benchmark.speedup import SweepSettings, measure_speedup  # noqa: E402
 from dff.checkpoint import save_checkpoint  # noqa: E402
 from dff.config import ModelConfig  # noqa: E402
@@ -68,7 +74,10 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=40, help="frames per timed run (at least 10)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, help="the GPU's peak dense float16 TFLOP/s (default: from PEAK_TFLOPS)")
+    parser.add_argument("--streams", default="1,2,4,8,16", help="stream counts S for the many-streams part (\"\" skips it)")
+    parser.add_argument("--stream-frames", type=int, default=20, help="frames per stream in the many-streams part")
     args = parser.parse_args()
+    counts = [int(count) for count in args.streams.split(",") if count.strip()]
     if not torch.cuda.is_available():
         print("bench_gpu: no CUDA GPU is visible to torch here; nothing to measure (run it on a CUDA machine)")
         return 0
@@ -83,6 +92,9 @@ def main() -> int:
         settings = SweepSettings(intervals=(1, *INTERVALS), frames=args.frames, repeats=args.repeats)
         with open_backend("torch", model=checkpoint, device="cuda", half=True, cuda_graphs=True) as backend:
             result = measure_speedup(backend, images, settings, macs=macs, description={"gpu": device_name})
+            if counts:  # stream j reads the pool from offset j, so the streams differ
+                pool = benchmark_frames(args.stream_frames + max(counts) - 1, height=args.height, width=args.width)
+                stream_rows = measure_streams(backend, pool, counts, frames=args.stream_frames, interval=5, repeats=args.repeats)
     print(f"{device_name}: {args.feature} + FlowNet {args.flow}, float16, channels-last, CUDA graphs, random weights, "
           f"{args.height}x{args.width}, {args.frames} frames x {args.repeats} repeats")
     print(f"GMACs per frame: N_feat {macs.feature / 1e9:.1f}, F {macs.flow / 1e9:.1f}, N_task {macs.task / 1e9:.2f}; "
@@ -110,6 +122,11 @@ def main() -> int:
         fps = result.row(l).fps
         text = f"{fps:9.2f} fps" + ("" if bound is None else f"  (upper bound {bound:.1f} fps, {fps / bound:.0%} of it)")
         print(f"l = {l:<2}         {text}  measured s {result.row(l).measured_speedup.median:.2f}x, Eq. 7 {result.row(l).predicted_speedup:.2f}x")
+    if counts:
+        print(f"\nmany streams, l = 5 staggered, {args.stream_frames} frames per stream, batched vs one after another at batch 1:")
+        print(HEADER)
+        for row in stream_rows:
+            print(row.line())
     return 0
 
 

@@ -38,11 +38,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from dff.benchmark.streams import batched, one_after_another  # noqa: E402
 from dff.engines.errors import INSTALL_HINT  # noqa: E402
 from dff.engines.graphs import GraphStats  # noqa: E402
 from dff.engines.profiles import FrameSize, input_shapes, make_profile  # noqa: E402
@@ -50,7 +50,6 @@ from dff.export.check import TOLERANCES  # noqa: E402
 from dff.manifest import FLOW, FRAME, KEY_FRAME, load_manifest  # noqa: E402
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, TimingSummary, open_backend  # noqa: E402
 from dff.sources import open_source  # noqa: E402
-from bench_streams import batched, one_after_another  # noqa: E402
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "videos" / "car_traffic_small.mp4"
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
