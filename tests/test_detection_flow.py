@@ -1,0 +1,75 @@
+"""F's motion on the synthetic video's objects against the exact flow (dff.detection.flow_check)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dff.config import ModelConfig
+from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
+from dff.detection import build_detection_model
+from dff.detection.flow_check import flow_on_objects, true_cell_flow
+from dff.models.preprocess import FrameNormalizer
+
+MODEL = ModelConfig(feature="tiny", flow="tiny", num_classes=4)
+#: Fast objects, so object cells move by a sizeable fraction of a cell in 4 frames.
+VIDEO = SyntheticVideoConfig(height=96, width=96, length=12, num_objects=4, max_speed=5.0, seed=3)
+FRAMES = (5, 8, 11)
+OFFSET = 4
+
+
+class OracleFlow(nn.Module):
+    """An F that returns the exact cell flow of the pairs it will be asked for, in that order, and S = 1."""
+
+    def __init__(self, video: SyntheticVideo, pairs: list[tuple[int, int]], channels: int) -> None:
+        super().__init__()
+        self.flows = [torch.from_numpy(true_cell_flow(video, current=i, key=k)[0])[None] for k, i in pairs]
+        self.channels = channels
+
+    def forward(self, key: torch.Tensor, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flow = self.flows.pop(0)
+        return flow, torch.ones(1, self.channels, *flow.shape[2:])
+
+
+@pytest.fixture(scope="module")
+def video() -> SyntheticVideo:
+    return SyntheticVideo(VIDEO)
+
+
+def normalizer() -> FrameNormalizer:
+    return FrameNormalizer(mean=MODEL.mean, std=MODEL.std)
+
+
+def test_cell_flow_is_the_mean_pixel_flow_in_cells(video):
+    flow, objects = true_cell_flow(video, current=8, key=4)
+    pixels = video.flow(current=8, key=4)
+    assert flow.shape == (2, 6, 6) and objects.shape == (6, 6) and objects.any()
+    np.testing.assert_allclose(flow[:, 1, 2], pixels[16:32, 32:48].reshape(-1, 2).mean(axis=0) / 16, rtol=1e-5)
+
+
+def test_untrained_flow_is_copying(video):
+    """F starts at M = 0, S = 1: no motion predicted, the error is the objects' whole motion."""
+    torch.manual_seed(0)
+    found = flow_on_objects(build_detection_model(MODEL), [video], offset=OFFSET, frames=FRAMES, normalizer=normalizer())
+    assert found.cells > 0 and found.true_motion > 0.2  # a fifth of a cell at least: the video moves
+    assert found.predicted_motion == 0 and found.scale_deviation == 0
+    assert found.end_point_error == pytest.approx(found.true_motion)
+
+
+def test_exact_flow_has_no_error(video):
+    torch.manual_seed(0)
+    model = build_detection_model(MODEL)
+    model.flow_net = OracleFlow(video, [(i - OFFSET, i) for i in FRAMES], MODEL.channels)
+    found = flow_on_objects(model, [video], offset=OFFSET, frames=FRAMES, normalizer=normalizer())
+    assert found.end_point_error == pytest.approx(0, abs=1e-6)
+    assert found.predicted_motion == pytest.approx(found.true_motion)
+
+
+def test_pairs_before_the_first_frame_are_refused(video):
+    model = build_detection_model(MODEL)
+    with pytest.raises(ValueError, match="no pair"):
+        flow_on_objects(model, [video], offset=OFFSET, frames=(0, 2), normalizer=normalizer())
+    with pytest.raises(ValueError, match="offset must be"):
+        flow_on_objects(model, [video], offset=0, frames=FRAMES, normalizer=normalizer())
