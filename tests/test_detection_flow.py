@@ -10,7 +10,7 @@ from torch import nn
 from dff.config import ModelConfig
 from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
 from dff.detection import build_detection_model
-from dff.detection.flow_check import flow_on_objects, true_cell_flow
+from dff.detection.flow_check import flow_on_objects, stale_box_share, true_cell_flow
 from dff.models.preprocess import FrameNormalizer
 
 MODEL = ModelConfig(feature="tiny", flow="tiny", num_classes=4)
@@ -73,3 +73,11 @@ def test_pairs_before_the_first_frame_are_refused(video):
         flow_on_objects(model, [video], offset=OFFSET, frames=(0, 2), normalizer=normalizer())
     with pytest.raises(ValueError, match="offset must be"):
         flow_on_objects(model, [video], offset=0, frames=FRAMES, normalizer=normalizer())
+
+
+def test_stale_boxes_measure_how_far_objects_move(video):
+    """A still video leaves no box stale; the fast one leaves more stale boxes the longer the key frame is kept."""
+    still = SyntheticVideo(SyntheticVideoConfig(height=96, width=96, length=12, num_objects=4, max_speed=0.0, seed=3))
+    assert stale_box_share(still, offset=OFFSET, frames=FRAMES) == 0
+    near, far = (stale_box_share(video, offset=d, frames=FRAMES) for d in (1, OFFSET))
+    assert 0 <= near < far <= 1 and far > 0

@@ -79,3 +79,33 @@ def flow_on_objects(
         end_point_error=float(np.concatenate(error).mean()) if len(true_all) else 0.0,
         scale_deviation=float(np.mean(scale)),
     )
+
+
+def stale_box_share(video: SyntheticVideo, *, offset: int, frames: Sequence[int]) -> float:
+    """How hard the video is for copying: the share of objects of frame i whose box in frame i − ``offset``
+    (the same object's, visible pixels, as :mod:`~dff.detection.ground_truth` boxes them) has IoU < 0.5
+    with their box in i, or who were not visible there. Copy's boxes for those objects miss at mAP@0.5."""
+    stale = total = 0
+    for i in frames:
+        if i - offset < 0 or i >= len(video):
+            continue
+        now, then = video.instances(i), video.instances(i - offset)
+        for instance in np.unique(now[now > 0]):
+            total += 1
+            before = _box(then == instance)
+            stale += before is None or _iou(_box(now == instance), before) < 0.5  # type: ignore[arg-type]
+    if not total:
+        raise ValueError(f"no object is visible in frames {list(frames)}")
+    return stale / total
+
+
+def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    ys, xs = np.nonzero(mask)
+    return None if len(xs) == 0 else (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union
