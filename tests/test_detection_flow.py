@@ -81,3 +81,19 @@ def test_stale_boxes_measure_how_far_objects_move(video):
     assert stale_box_share(still, offset=OFFSET, frames=FRAMES) == 0
     near, far = (stale_box_share(video, offset=d, frames=FRAMES) for d in (1, OFFSET))
     assert 0 <= near < far <= 1 and far > 0
+
+
+def test_warping_features_or_rfcn_maps_is_the_same_inside_the_frame():
+    """Table 5's split for R-FCN: N_task is 1×1 convolutions only, and bilinear weights sum to 1, so with S = 1 warping f
+    then running N_task equals warping the maps, wherever the samples land inside the feature grid."""
+    from dff.ops.warp import warp
+
+    torch.manual_seed(0)
+    head = build_detection_model(MODEL).task_net
+    for conv in (head.rpn_objectness, head.rpn_deltas, head.rfcn_classes, head.rfcn_boxes):
+        nn.init.normal_(conv.bias)  # biases are where the two could differ (out-of-grid samples are zeros)
+    feat = torch.randn(1, MODEL.channels, 6, 6)
+    flow = torch.rand(1, 2, 6, 6) * 0.8  # right and down by < 1 cell: every sample inside but the last row and column
+    inside = (slice(None), slice(None), slice(0, 5), slice(0, 5))
+    for warped_feat, warped_map in zip(head(warp(feat, flow)), [warp(m, flow) for m in head(feat)]):
+        torch.testing.assert_close(warped_feat[inside], warped_map[inside], atol=1e-5, rtol=1e-5)
