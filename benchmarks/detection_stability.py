@@ -69,7 +69,9 @@ def frame_size(height: int, width: int, short_side: int) -> tuple[int, int]:
 
 
 @torch.inference_mode()
-def stability(model, source: str, *, mode: str, key_interval: int, short_side: int, score: float, mean, std, limit: int) -> Stability:
+def stability(
+    model, source: str, *, mode: str, key_interval: int, short_side: int, score: float, mean, std, limit: int, overlay: Path | None = None
+) -> Stability:
     normalizer = FrameNormalizer(mean=mean, std=std)
     head = model.task_net
     previous: Detections | None = None
@@ -94,6 +96,8 @@ def stability(model, source: str, *, mode: str, key_interval: int, short_side: i
             steps[is_key][0].extend(ious)
             steps[is_key][1].extend([len(ious), boxes])
         previous = found
+        if overlay is not None:
+            draw(overlay / f"{Path(source).stem}_{mode}_{frame.index:04d}.png", frame.image, found, (height, width), is_key)
 
     def summary(is_key: bool) -> tuple[float, float]:
         ious, counts = steps[is_key]
@@ -104,6 +108,22 @@ def stability(model, source: str, *, mode: str, key_interval: int, short_side: i
     return Stability(key_iou=key_iou, key_matched=key_matched, non_key_iou=non_key_iou, non_key_matched=non_key_matched)
 
 
+def draw(path: Path, image: np.ndarray, found: Detections, size: tuple[int, int], is_key: bool) -> None:
+    """The frame with its boxes (scaled back from the network's size) and scores; key frames framed in white."""
+    picture = image.copy()
+    scale = np.array([image.shape[1] / size[1], image.shape[0] / size[0]] * 2)
+    for box, box_score in zip(found.boxes.numpy() * scale, found.scores.numpy()):
+        x1, y1, x2, y2 = box.astype(int)
+        cv2.rectangle(picture, (x1, y1), (x2, y2), (0, 255, 255), 2)
+        cv2.putText(picture, f"{box_score:.2f}", (x1, max(12, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1)
+    if is_key:
+        cv2.rectangle(picture, (0, 0), (image.shape[1] - 1, image.shape[0] - 1), (255, 255, 255), 6)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + ".tmp.png")
+    cv2.imwrite(str(partial), picture)
+    partial.replace(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sources", nargs="+", help="video files or frame folders")
@@ -112,6 +132,7 @@ def main() -> int:
     parser.add_argument("--short-side", type=int, default=192, help="frames are resized so their short side is about this")
     parser.add_argument("--score", type=float, default=0.5, help="boxes below this score are left out")
     parser.add_argument("--frames", type=int, default=150, help="at most this many frames of each source")
+    parser.add_argument("--overlay", type=Path, help="write each frame with its boxes here as PNG")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model, config = load_detector(args.model)
@@ -122,7 +143,7 @@ def main() -> int:
         for mode in MODES:
             s = stability(
                 model, source, mode=mode, key_interval=args.key_interval, short_side=args.short_side, score=args.score,
-                mean=config.mean, std=config.std, limit=args.frames,
+                mean=config.mean, std=config.std, limit=args.frames, overlay=args.overlay,
             )
             print(f"| {Path(source).name} | {mode} | {s.key_iou:.3f} | {s.key_matched:.2f} | {s.non_key_iou:.3f} | {s.non_key_matched:.2f} |", flush=True)
     return 0
