@@ -10,7 +10,7 @@ from torch import nn
 from dff.config import ModelConfig
 from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
 from dff.detection import build_detection_model
-from dff.detection.flow_check import flow_on_objects, stale_box_share, true_cell_flow
+from dff.detection.flow_check import ExactFlow, flow_on_objects, stale_box_share, true_cell_flow
 from dff.models.preprocess import FrameNormalizer
 
 MODEL = ModelConfig(feature="tiny", flow="tiny", num_classes=4)
@@ -18,19 +18,6 @@ MODEL = ModelConfig(feature="tiny", flow="tiny", num_classes=4)
 VIDEO = SyntheticVideoConfig(height=96, width=96, length=12, num_objects=4, max_speed=5.0, seed=3)
 FRAMES = (5, 8, 11)
 OFFSET = 4
-
-
-class OracleFlow(nn.Module):
-    """An F that returns the exact cell flow of the pairs it will be asked for, in that order, and S = 1."""
-
-    def __init__(self, video: SyntheticVideo, pairs: list[tuple[int, int]], channels: int) -> None:
-        super().__init__()
-        self.flows = [torch.from_numpy(true_cell_flow(video, current=i, key=k)[0])[None] for k, i in pairs]
-        self.channels = channels
-
-    def forward(self, key: torch.Tensor, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        flow = self.flows.pop(0)
-        return flow, torch.ones(1, self.channels, *flow.shape[2:])
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +48,7 @@ def test_untrained_flow_is_copying(video):
 def test_exact_flow_has_no_error(video):
     torch.manual_seed(0)
     model = build_detection_model(MODEL)
-    model.flow_net = OracleFlow(video, [(i - OFFSET, i) for i in FRAMES], MODEL.channels)
+    model.flow_net = ExactFlow([video], normalizer=normalizer(), channels=MODEL.channels)
     found = flow_on_objects(model, [video], offset=OFFSET, frames=FRAMES, normalizer=normalizer())
     assert found.end_point_error == pytest.approx(0, abs=1e-6)
     assert found.predicted_motion == pytest.approx(found.true_motion)

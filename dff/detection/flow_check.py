@@ -109,3 +109,26 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
     return w * h / union
+
+
+class ExactFlow(torch.nn.Module):
+    """An F that knows the answer: for frames of ``videos`` it returns their exact M_{i→k} per feature cell and S = 1.
+
+    With Frame's N it shows what perfect motion gives without joint training (occlusions and the
+    blur of bilinear warping on 16-pixel cells remain). Frames are recognised by their normalised pixels.
+    """
+
+    def __init__(self, videos: Sequence[SyntheticVideo], *, normalizer: FrameNormalizer, channels: int) -> None:
+        super().__init__()
+        self.videos = list(videos)
+        self.channels = channels
+        self.frames = {
+            normalizer(image_tensor(video.image(t))[None]).numpy().tobytes(): (v, t) for v, video in enumerate(self.videos) for t in range(len(video))
+        }
+
+    def forward(self, key: torch.Tensor, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (v, k), (w, i) = (self.frames[frame.numpy().tobytes()] for frame in (key, current))
+        if v != w:
+            raise ValueError(f"the key frame is from video {v} but the current frame from video {w}")
+        flow = torch.from_numpy(true_cell_flow(self.videos[v], current=i, key=k)[0])[None]
+        return flow, torch.ones(1, self.channels, *flow.shape[2:])
