@@ -3,13 +3,14 @@
 At toy scale, as Table 4 for ImageNet VID: tiny networks, R-FCN head, 128×128 synthetic videos whose
 objects move fast (up to 5 pixels per frame, several feature cells between key frames at l = 10),
 leave and re-enter the frame in part, and occlude each other (6 objects). F is pre-trained once on
-flying-shapes pairs (our Flying Chairs, shared by every seed); per seed *Frame* trains N on single
+the training videos' exact flow (shared by every seed; see :class:`VideoFlowPairs`); per seed *Frame* trains N on single
 frames of 6 training videos, then *DFF* (everything), *DFF fix N* (F only) and *DFF fix F* (N only)
 start from Frame's N and the pre-trained F and train on pairs 0 ≤ i − k ≤ 9 (Section 5.1).
 *DFF separate* is Frame's N with the pre-trained F untrained jointly; *copy* reuses f_k (f_i = f_k).
 Evaluated on 2 held-out videos by the paper's protocol (l pairs per annotated frame, every 4th frame
-annotated) at l = 5 and l = 10, mAP@0.5 as mean and min–max over the seeds. F's motion on the
-objects is checked against the exact flow (:mod:`dff.detection.flow_check`).
+annotated) at l = 5 and l = 10, mAP@0.5 as mean and min–max over the seeds; also Frame's N with the
+exact flow and no joint training. F's motion on the objects is checked against the exact flow
+(:mod:`dff.detection.flow_check`).
 
     nice python benchmarks/detection.py                  # 3 seeds into runs/detection, one after another
     nice python benchmarks/detection.py --seeds 1        # one seed (run seeds in parallel, then all to gather)
