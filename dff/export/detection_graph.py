@@ -30,9 +30,8 @@ from torch import Tensor, nn
 from dff.detection.boxes import BoxCoder
 from dff.detection.head import RFCN_CODER, RPN_CODER, RFCNTaskNet
 from dff.detection.nms import nms
+from dff.manifest import BOXES, CLASSES, COUNT, DETECTION_SCORES, TensorSpec
 
-#: Output names of the detection task graph, in order.
-BOXES, DETECTION_SCORES, CLASSES, COUNT = "boxes", "detection_scores", "classes", "count"
 DEFAULT_MAX_DETECTIONS = 100
 #: Score given to candidates that must never be kept (padding, boxes too small, other frames' boxes).
 _DROPPED = -1.0
@@ -151,3 +150,14 @@ class DetectionGraph(nn.Module):
         out_scores = torch.where(valid, best_scores, torch.zeros_like(best_scores))
         out_classes = torch.where(valid, padded_classes[flat].reshape(-1, m), torch.zeros_like(best))
         return out_boxes, out_scores, out_classes.int(), valid.sum(dim=1).int()
+
+
+def detection_outputs(max_detections: int) -> tuple[TensorSpec, ...]:
+    """The manifest's description of :class:`DetectionGraph`'s outputs."""
+    m = max_detections
+    return (
+        TensorSpec(name=BOXES, dtype="float32", shape=("N", m, 4)),
+        TensorSpec(name=DETECTION_SCORES, dtype="float32", shape=("N", m)),
+        TensorSpec(name=CLASSES, dtype="int32", shape=("N", m)),
+        TensorSpec(name=COUNT, dtype="int32", shape=("N",)),
+    )

@@ -22,6 +22,7 @@ from dff.checkpoint_path import checkpoint_file
 from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
 from dff.config import ModelConfig
 from dff.errors import ConfigError, ExportError
+from dff.export.detection_graph import DetectionGraph, detection_outputs
 from dff.export.options import ExportOptions
 from dff.export.torch_graphs import FeatureGraph, FlowGraph, TaskGraph, export_graph
 from dff.export.warp_graph import warp_model, warp_plugin_model
@@ -59,7 +60,7 @@ STAGING_NAME = "dff-export"
 Interfaces = dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]
 
 
-def interfaces(config: ModelConfig, *, dtype: str, sizes: SizeRange) -> Interfaces:
+def interfaces(config: ModelConfig, *, dtype: str, sizes: SizeRange, max_detections: int = 100) -> Interfaces:
     """Each role's (inputs, outputs): names, dtypes and shapes, strings naming dynamic dimensions."""
     fixed = sizes.min_height == sizes.max_height and sizes.min_width == sizes.max_width
     h, w = (sizes.min_height, sizes.min_width) if fixed else ("H", "W")
@@ -73,13 +74,17 @@ def interfaces(config: ModelConfig, *, dtype: str, sizes: SizeRange) -> Interfac
         return TensorSpec(name=name, dtype="uint8", shape=("N", h, w, 3))
 
     warp_io = ((feature_map(KEY_FEAT, c), feature_map(FLOW, 2), feature_map(SCALE, c)), (feature_map(FEAT, c),))
+    if config.task == "detection":
+        task_io = ((feature_map(FEAT, c),), detection_outputs(max_detections))
+    else:
+        task_io = (
+            (feature_map(FEAT, c),),
+            (feature_map(SCORES, k), feature_map(PROBS, k), TensorSpec(name=LABELS, dtype="uint8", shape=("N", h, w))),
+        )
     return {
         "feature": ((frame(FRAME),), (feature_map(FEAT, c),)),
         "flow": ((frame(KEY_FRAME), frame(FRAME)), (feature_map(FLOW, 2), feature_map(SCALE, c))),
-        "task": (
-            (feature_map(FEAT, c),),
-            (feature_map(SCORES, k), feature_map(PROBS, k), TensorSpec(name=LABELS, dtype="uint8", shape=("N", h, w))),
-        ),
+        "task": task_io,
         "warp": warp_io,
         "warp_plugin": warp_io,
     }
@@ -101,7 +106,10 @@ def _write_models(
     paths = {role: directory / f"{role}.onnx" for role in ROLES}
     feature = FeatureGraph(feature_net=model.feature_net.to(dtype), config=config, dtype=dtype).eval()
     flow = FlowGraph(flow_net=model.flow_net.to(dtype), config=config, dtype=dtype).eval()
-    task = TaskGraph(task_net=model.task_net.to(dtype)).eval()
+    if config.task == "detection":
+        task = DetectionGraph(task_net=model.task_net.to(dtype), max_detections=options.max_detections).eval()
+    else:
+        task = TaskGraph(task_net=model.task_net.to(dtype)).eval()
     with torch.no_grad():
         feat = feature(frames)
     for role, module, example in (
@@ -130,11 +138,11 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, options: ExportOp
     """Export ``checkpoint`` into the directory ``out`` (replaced atomically); returns the manifest written."""
     checkpoint, out, options = checkpoint_file(checkpoint), Path(out), options or ExportOptions()
     model, config = load_checkpoint(checkpoint)
-    if not (config.num_classes <= MAX_CLASSES):
+    if config.task == "segmentation" and not (config.num_classes <= MAX_CLASSES):
         raise ConfigError(f"labels are uint8, so at most {MAX_CLASSES} classes can be exported; got {config.num_classes}")
     out = _resolve_target(out)
     sizes = options.sizes()
-    specs = interfaces(config, dtype=options.dtype, sizes=sizes)
+    specs = interfaces(config, dtype=options.dtype, sizes=sizes, max_detections=options.max_detections)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

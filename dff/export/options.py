@@ -32,9 +32,13 @@ class ExportOptions:
     width: int | None = None
     min_size: tuple[int, int] | None = None
     max_size: tuple[int, int] | None = None
+    #: Detection exports: rows of the padded outputs, the most boxes one frame reports (ignored for segmentation).
+    max_detections: int = 100
 
     def __post_init__(self) -> None:
         check_opset(self.opset)
+        if not (self.max_detections >= 1):
+            raise ConfigError(f"--max-detections must be >= 1, got {self.max_detections}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
         if (self.height is None) != (self.width is None):
