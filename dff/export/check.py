@@ -39,6 +39,7 @@ from google.protobuf.message import DecodeError
 from dff.checkpoint import load_checkpoint
 from dff.checkpoint_path import checkpoint_file
 from dff.errors import CheckpointError, ExportError
+from dff.export.detection_check import DetectionReference, detection_comparisons
 from dff.export.runners import RUNTIMES, Runner, runner, runner_class
 from dff.export.perturb import WEIGHT_STD, perturb_last_layers
 from dff.export.surgery import inline_warp_plugin
@@ -209,7 +210,11 @@ class Reference:
         self._graphs = {
             "feature": FeatureGraph(feature_net=model.feature_net, config=config, dtype=torch.float32).eval(),
             "flow": FlowGraph(flow_net=model.flow_net, config=config, dtype=torch.float32).eval(),
-            "task": TaskGraph(task_net=model.task_net).eval(),
+            "task": (
+                DetectionReference(task_net=model.task_net, max_detections=manifest.max_detections).eval()
+                if config.task == "detection"
+                else TaskGraph(task_net=model.task_net).eval()
+            ),
         }
         self._networks = {role: self._torch_runner(role, graph) for role, graph in self._graphs.items()}
 
@@ -386,10 +391,18 @@ def check_export(
 
     tolerance = TOLERANCES[manifest.dtype]
     runners: dict[tuple[str, str], Runner] = {}
-    comparisons = []
+    comparisons, notes = [], []
+    detection_runs: dict = {}
     for inputs in input_sets:
         for role in manifest.files():
             expected = reference(role, inputs.feeds[role])
+            if role == "task" and manifest.task == "detection":
+                found, said = detection_comparisons(
+                    models[role], inputs.name, expected, inputs.feeds[role], runtimes, detection_runs, tolerance
+                )
+                comparisons += found
+                notes += [line for line in said if line not in notes]
+                continue
             for runtime in runtimes:
                 if checkpoint is None and runtime == "onnxruntime" and role in ("feature", "flow", "task"):
                     continue  # ONNX Runtime is the reference itself
@@ -399,10 +412,10 @@ def check_export(
                 run = runners[runtime, role]
                 label = runtime if role != "warp_plugin" or run.runs_plugin else f"{runtime} (DFFWarp inlined)"
                 comparisons += _comparisons(role, label, inputs.name, expected, run(inputs.feeds[role]), tolerance)
-    notes: list[str] = []
     if any(c.vacuous for c in comparisons if c.model == "flow"):
         runtimes = [r for r in runtimes if not (checkpoint is None and r == "onnxruntime")]
-        notes, perturbed = _check_perturbed_flow(models["flow"], reference, input_sets, runtimes, tolerance, seed)
+        flow_notes, perturbed = _check_perturbed_flow(models["flow"], reference, input_sets, runtimes, tolerance, seed)
+        notes += flow_notes
         comparisons += perturbed
     return CheckReport(
         reference=reference.name, structure=tuple(structure), comparisons=tuple(comparisons), notes=tuple(notes)

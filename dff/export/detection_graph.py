@@ -24,6 +24,9 @@ Frames of one batch never suppress each other: the per-class NMS runs with one N
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import onnx
 import torch
 from torch import Tensor, nn
 
@@ -119,7 +122,7 @@ class DetectionGraph(nn.Module):
         boxes = torch.cat((boxes, torch.zeros_like(boxes[:, :1]).expand(n, top, 4)), dim=1)
         best_scores, best = scores.topk(top, dim=1)
         best_boxes = torch.gather(boxes, 1, best[..., None].expand(n, top, 4))
-        kept = _nms(best_boxes, best_scores[:, None], config.post_nms_top_n, config.nms_iou, _DROPPED / 2)
+        kept = _nms(best_boxes, best_scores[:, None], config.post_nms_top_n, config.nms_iou, 0.0)
         frame = kept[:, 0]
         chosen = best_boxes.reshape(-1, 4)[frame * top + kept[:, 2]]
         return torch.cat((frame[:, None].float(), chosen), dim=1)
@@ -161,3 +164,12 @@ def detection_outputs(max_detections: int) -> tuple[TensorSpec, ...]:
         TensorSpec(name=CLASSES, dtype="int32", shape=("N", m)),
         TensorSpec(name=COUNT, dtype="int32", shape=("N",)),
     )
+
+
+def pin_detection_rows(path: Path, max_detections: int) -> None:
+    """Write M into the outputs' row dimension of the exported file: the tracer cannot see that TopK's K fixes it."""
+    model = onnx.load(path)
+    for output in model.graph.output:
+        if output.name != COUNT:
+            output.type.tensor_type.shape.dim[1].dim_value = max_detections
+    onnx.save(model, path)

@@ -22,7 +22,7 @@ from dff.checkpoint_path import checkpoint_file
 from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
 from dff.config import ModelConfig
 from dff.errors import ConfigError, ExportError
-from dff.export.detection_graph import DetectionGraph, detection_outputs
+from dff.export.detection_graph import DetectionGraph, detection_outputs, pin_detection_rows
 from dff.export.options import ExportOptions
 from dff.export.torch_graphs import FeatureGraph, FlowGraph, TaskGraph, export_graph
 from dff.export.warp_graph import warp_model, warp_plugin_model
@@ -127,6 +127,8 @@ def _write_models(
             dynamic_axes=_dynamic_axes(inputs + outputs),
             opset=options.opset,
         )
+    if config.task == "detection":
+        pin_detection_rows(paths["task"], options.max_detections)
     batch, _, feat_h, feat_w = specs["warp"][0][0].shape
     warp_shape = dict(opset=options.opset, dtype=options.dtype, batch=batch, channels=config.channels, feat_hw=(feat_h, feat_w))
     onnx.save(warp_model(**warp_shape), paths["warp"])
