@@ -32,6 +32,7 @@ from dff import manifest as names
 from dff.errors import ConfigError
 from dff.manifest import invalid_model, load_manifest
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
+from dff.runtime.detections import Detections
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
 _PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -211,6 +212,8 @@ class OnnxRuntimeBackend(Backend):
         manifest = load_manifest(directory)
         self.sizes = manifest.sizes
         self.class_names = manifest.class_names
+        self.task_kind = manifest.task
+        self._task_outputs = tuple(spec.name for spec in manifest.models.task.outputs) if manifest.task == "detection" else (names.LABELS,)
         # OrtValues and bound outputs live where the provider computes: host memory for the CPU.
         self._device = ("cpu", 0) if provider == "cpu" else ("cuda", device_id)
         options = ort.SessionOptions()
@@ -256,9 +259,12 @@ class OnnxRuntimeBackend(Backend):
         return self._run("warp", {names.KEY_FEAT: key_feat, names.FLOW: flow_field, names.SCALE: scale}, (names.FEAT,))[0]
 
     def task(self, feat: FeatureHandle) -> LabelHandle:
-        return self._run("task", {names.FEAT: feat}, (names.LABELS,))[0]
+        outputs = self._run("task", {names.FEAT: feat}, self._task_outputs)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
-    def download(self, labels: LabelHandle) -> np.ndarray:
+    def download(self, labels: LabelHandle) -> np.ndarray | Detections:
+        if isinstance(labels, tuple):  # a detection export's boxes, scores, classes, count
+            return Detections.from_padded(*(value.numpy()[0] for value in labels))
         return np.array(labels.numpy()[0], dtype=np.uint8)
 
     def upload_batch(self, images: Sequence[np.ndarray]) -> list[FrameHandle]:
