@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="overlay video to write (.mp4)")
     parser.add_argument("--labels-dir", help="folder for one PNG of class ids per frame")
     parser.add_argument("--log", help="JSON-lines file of per-frame timings")
+    parser.add_argument("--detections", help="detection exports: JSON-lines file, one line per frame (frame, key, boxes, scores, classes)")
     parser.add_argument("--compare", action="store_true", help="also run per-frame (every frame a key frame) and report the speed-up")
     parser.add_argument("--sync-timing", action="store_true", help="synchronise the device after each stage (exact stage times, slower)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -66,8 +67,11 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.log, "--log")
     if args.labels_dir:
         check_output_dir(args.labels_dir, "--labels-dir")
+    if args.detections:
+        check_output_file(args.detections, "--detections")
     source = open_source(args.source)
     with open_backend(args.backend, model=args.model, **dict(args.option)) as backend:
+        check_task_outputs(backend.task_kind, args)
         runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(args.key_interval), sync_timing=args.sync_timing)
         baseline = (
             DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(1), sync_timing=args.sync_timing)
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
             labels_dir=args.labels_dir,
             log_path=args.log,
             fps=source.fps or 25.0,
+            detections_path=args.detections,
+            class_names=backend.class_names,
         )
         timings, baseline_timings = [], []
 
@@ -111,7 +117,21 @@ def run(args: argparse.Namespace) -> int:
             )
             return interrupt_status(interrupt)
     print("\n".join(report().lines() + outputs.lines()))
-    for label, path in (("overlay video", args.out), ("labels", args.labels_dir), ("timing log", args.log)):
+    for label, path in (("overlay video", args.out), ("labels", args.labels_dir), ("timing log", args.log), ("detections", args.detections)):
         if path:
             print(f"wrote {label}: {path}")
     return 0
+
+
+def check_task_outputs(task: str, args: argparse.Namespace) -> None:
+    """ConfigError when an output asks for what the model does not produce (labels of a detector, boxes of a segmenter)."""
+    if task == "detection" and args.labels_dir:
+        raise ConfigError(
+            f"{args.model} is a detection export: it gives boxes, not per-pixel labels for --labels-dir; "
+            "use --detections FILE (and --out for the overlay)"
+        )
+    if task != "detection" and args.detections:
+        raise ConfigError(
+            f"{args.model} is a {task} export: it gives per-pixel labels, not boxes for --detections; "
+            "use --labels-dir, or export a detection checkpoint (`dff init --task detection`)"
+        )

@@ -22,6 +22,7 @@ import numpy as np
 
 from dff.atomic import PendingFile, make_staging_dir, write_bytes_atomic, write_failure
 from dff.errors import OutputError, VideoError
+from dff.runtime.detection_overlay import draw_detections
 from dff.runtime.overlay import overlay, palette
 from dff.runtime.runtime import FrameResult
 from dff.sources import Frame, VideoWriter
@@ -168,7 +169,13 @@ class RunOutputs:
         log_path: str | Path | None = None,
         fps: float = 25.0,
         alpha: float = 0.5,
+        detections_path: str | Path | None = None,
+        class_names: tuple[str, ...] = (),
     ) -> None:
+        self.class_names = class_names
+        # One JSON line per frame of a detection export, staged beside its target until the run completes.
+        self._detections_file = None if detections_path is None else PendingFile(detections_path)
+        self._detections = None if self._detections_file is None else open(self._detections_file.temp, "w")
         self.colours = palette(num_classes)
         self.alpha = alpha
         self.video = None if overlay_path is None else VideoWriter(overlay_path, fps=fps)
@@ -189,8 +196,14 @@ class RunOutputs:
             raise
 
     def write(self, frame: Frame, result: FrameResult, baseline: FrameResult | None = None) -> None:
+        if self._detections is not None and result.detections is not None:
+            self._detections.write(json.dumps({"frame": frame.index, "key": result.key, **result.detections.to_json()}) + "\n")
         if self.video is not None:
-            image = overlay(frame.image, result.labels, self.colours, alpha=self.alpha)
+            image = (
+                draw_detections(frame.image, result.detections, self.class_names, self.colours)
+                if result.detections is not None
+                else overlay(frame.image, result.labels, self.colours, alpha=self.alpha)
+            )
             # A video has one size: frames of another size (a stream that changed size) are fitted to the first.
             self._video_size = self._video_size or image.shape[:2]
             if image.shape[:2] != self._video_size:
@@ -222,6 +235,10 @@ class RunOutputs:
                 self._log_file = None
             if self.labels is not None:
                 self.labels.commit()
+            if self._detections_file is not None:
+                self._detections.close()  # type: ignore[union-attr]
+                self._detections_file.commit()
+                self._detections_file = None
         except BaseException:
             self.abort()
             raise
@@ -241,6 +258,10 @@ class RunOutputs:
             self._log_file = None
         if self.labels is not None:
             self.labels.discard()
+        if self._detections_file is not None:
+            self._detections.close()  # type: ignore[union-attr]
+            self._detections_file.discard()
+            self._detections_file = None
 
     def lines(self) -> list[str]:
         """Notes on the finished outputs: padding of the video, label PNGs of an earlier run removed."""
