@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.key_interval >= 1):
         raise ConfigError(f"--key-interval must be >= 1, got {args.key_interval}")
+    check_task_outputs(args)
     # Output paths are checked before the first frame, so that a bad one costs no computing and leaves nothing behind.
     if args.out:
         check_output_file(args.out, "--out")
@@ -71,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.detections, "--detections")
     source = open_source(args.source)
     with open_backend(args.backend, model=args.model, **dict(args.option)) as backend:
-        check_task_outputs(backend.task_kind, args)
         runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(args.key_interval), sync_timing=args.sync_timing)
         baseline = (
             DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(1), sync_timing=args.sync_timing)
@@ -123,8 +123,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_task_outputs(task: str, args: argparse.Namespace) -> None:
-    """ConfigError when an output asks for what the model does not produce (labels of a detector, boxes of a segmenter)."""
+def check_task_outputs(args: argparse.Namespace) -> None:
+    """ConfigError when an output asks for what the model does not produce (labels of a detector, boxes of a segmenter).
+
+    A model that cannot be read is left to the backend, which names what is wrong with it.
+    """
+    from dff.errors import DFFError
+    from dff.model_task import task_of
+
+    try:
+        task = task_of(args.model)
+    except DFFError:
+        return
     if task == "detection" and args.labels_dir:
         raise ConfigError(
             f"{args.model} is a detection export: it gives boxes, not per-pixel labels for --labels-dir; "

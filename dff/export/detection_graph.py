@@ -143,12 +143,13 @@ class DetectionGraph(nn.Module):
         kept_class = pair - kept_frame * classes + 1
         # Each frame's best m of what NMS kept; m padding columns make K constant.
         ranked = torch.where(kept_frame[None, :] == frames[:, None], kept_scores[None], torch.full_like(kept_scores[None], _DROPPED))
-        ranked = torch.cat((ranked, torch.full_like(ranked[:, :1], _DROPPED).expand(-1, m)), dim=1)
+        # (Padding built from tensors that are never empty, so that a trace with no detections still exports.)
+        ranked = torch.cat((ranked, torch.full_like(frames[:, None], _DROPPED, dtype=ranked.dtype).expand(-1, m)), dim=1)
         best_scores, best = ranked.topk(m, dim=1)
         valid = best_scores > _DROPPED
         flat = best.reshape(-1)
-        padded_boxes = torch.cat((boxes[region], torch.zeros_like(boxes[:1]).expand(m, 4)))
-        padded_classes = torch.cat((kept_class, torch.zeros_like(kept_class[:1]).expand(m)))
+        padded_boxes = torch.cat((boxes[region], torch.zeros(m, 4, dtype=boxes.dtype)))
+        padded_classes = torch.cat((kept_class, torch.zeros(m, dtype=kept_class.dtype)))
         out_boxes = torch.where(valid[..., None], padded_boxes[flat].reshape(-1, m, 4), torch.zeros_like(padded_boxes[:1])[None])
         out_scores = torch.where(valid, best_scores, torch.zeros_like(best_scores))
         out_classes = torch.where(valid, padded_classes[flat].reshape(-1, m), torch.zeros_like(best))

@@ -1,0 +1,126 @@
+"""Detection through export, check and run: a tiny R-FCN detector, real ONNX files in ONNX Runtime and OpenVINO, a real video."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dff.checkpoint import read_checkpoint, save_checkpoint
+from dff.config import ModelConfig
+from dff.errors import ConfigError
+from dff.export import ExportOptions, export_checkpoint
+from dff.export.check import check_export
+from dff.models import build_model
+from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
+from dff.sources import open_source
+
+VIDEO = Path(__file__).resolve().parents[1] / "../shared/data/videos/vtest.avi"
+MAX_DETECTIONS = 12
+
+
+def _detector(path: Path) -> Path:
+    """A tiny detector whose head has larger weights than at initialisation, so that scores differ from box to box."""
+    torch.manual_seed(0)
+    config = ModelConfig(task="detection", feature="tiny", flow="tiny", num_classes=4)
+    model = build_model(config)
+    head = model.task_net
+    for conv, std in ((head.rpn_objectness, 0.3), (head.rfcn_classes, 0.3), (head.rpn_deltas, 0.05), (head.rfcn_boxes, 0.05)):
+        torch.nn.init.normal_(conv.weight, std=std)
+    return save_checkpoint(path / "detector.safetensors", model, config)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("detection")
+    checkpoint = _detector(root)
+    out = root / "export"
+    export_checkpoint(checkpoint, out, ExportOptions(max_size=(256, 256), max_detections=MAX_DETECTIONS))
+    return checkpoint, out
+
+
+def test_checkpoint_knows_its_task_and_old_configs_read_as_segmentation(exported):
+    checkpoint, _ = exported
+    assert read_checkpoint(checkpoint).config.task == "detection"
+    from dff.config import from_dict
+
+    assert from_dict(ModelConfig, {"feature": "tiny", "flow": "tiny"}).task == "segmentation"
+    with pytest.raises(ConfigError, match="R-FCN head"):
+        ModelConfig(task="detection", feature="small")
+
+
+def test_manifest_records_task_and_detection_outputs(exported):
+    _, out = exported
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["task"] == "detection"
+    outputs = {o["name"]: o for o in manifest["models"]["task"]["outputs"]}
+    assert outputs["boxes"]["shape"] == ["N", MAX_DETECTIONS, 4] and outputs["count"]["shape"] == ["N"]
+    assert sorted(p.name for p in out.glob("*.onnx")) == ["feature.onnx", "flow.onnx", "task.onnx", "warp.onnx", "warp_plugin.onnx"]
+
+
+def test_check_matches_pytorch_in_onnxruntime_and_openvino_and_names_what_cannot_run(exported):
+    checkpoint, out = exported
+    report = check_export(out, checkpoint=checkpoint, frames=VIDEO, runtimes=("onnxruntime", "reference"))
+    task = [c for c in report.comparisons if c.model == "task"]
+    assert {c.runtime for c in task} == {"onnxruntime", "openvino"}
+    assert all(c.ok for c in task), [c for c in task if not c.ok]
+    assert any(not c.vacuous for c in task if c.output == "boxes")
+    # onnx.reference cannot run the detection graph: the report names it and says why.
+    assert any(note.startswith("task (detection): reference cannot run") for note in report.notes)
+
+
+def test_runtime_gives_detections_at_the_frames_size_on_a_real_video(exported):
+    _, out = exported
+    with open_backend("onnxruntime", model=out) as backend:
+        assert backend.task_kind == "detection"
+        runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(3))
+        for _, frame in zip(range(4), open_source(VIDEO)):
+            result = runtime(frame.image)
+            height, width = frame.image.shape[:2]
+            found = result.detections
+            assert result.labels is None and 0 < len(found) <= MAX_DETECTIONS
+            assert found.boxes.shape == (len(found), 4) and found.classes.min() >= 1
+            assert found.boxes[:, [0, 2]].max() <= width + 1e-3 and found.boxes[:, [1, 3]].max() <= height + 1e-3
+            assert np.all(np.diff(found.scores) <= 0)
+
+
+def test_more_objects_than_the_maximum_are_cut_to_the_best_and_none_give_an_empty_result(exported):
+    checkpoint, out = exported
+    from dff.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(checkpoint)
+    feat = np.abs(np.random.default_rng(0).standard_normal((1, 32, 8, 8))).astype(np.float32)
+    reference = model.task_net.detect(model.task_net(torch.from_numpy(feat)))[0]
+    assert len(reference.scores) > MAX_DETECTIONS  # more than the export keeps
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out / "task.onnx"))
+    boxes, scores, classes, count = session.run(None, {"feat": feat})
+    assert int(count[0]) == MAX_DETECTIONS
+    np.testing.assert_allclose(scores[0], reference.scores[:MAX_DETECTIONS].numpy(), atol=1e-5)
+    # Zero detections: features that make every class score fall below the threshold.
+    with torch.no_grad():
+        model.task_net.rfcn_classes.bias[0] = 100.0  # background wins everywhere
+    zero = out.parent / "zero.safetensors"
+    save_checkpoint(zero, model, read_checkpoint(checkpoint).config)
+    zero_out = out.parent / "zero-export"
+    export_checkpoint(zero, zero_out, ExportOptions(max_size=(256, 256), max_detections=MAX_DETECTIONS))
+    boxes, scores, classes, count = ort.InferenceSession(str(zero_out / "task.onnx")).run(None, {"feat": feat})
+    assert int(count[0]) == 0 and not scores.any() and not classes.any() and not boxes.any()
+
+
+def test_dff_run_writes_detections_and_refuses_labels_of_a_detector(exported, tmp_path, capsys):
+    from dff.cli import main
+
+    _, out = exported
+    lines_path = tmp_path / "detections.jsonl"
+    assert main(["run", str(out), str(VIDEO), "-l", "3", "--detections", str(lines_path), "--out", str(tmp_path / "o.mp4"), "--no-progress"]) == 0
+    records = [json.loads(line) for line in lines_path.read_text().splitlines()]
+    assert [r["frame"] for r in records[:4]] == [0, 1, 2, 3] and [r["key"] for r in records[:4]] == [True, False, False, True]
+    assert len(records[0]["boxes"]) == len(records[0]["scores"]) == len(records[0]["classes"]) > 0
+    assert main(["run", str(out), str(VIDEO), "--labels-dir", str(tmp_path / "labels"), "--no-progress"]) != 0
+    assert "is a detection export" in capsys.readouterr().err
+    assert not (tmp_path / "labels").exists()
