@@ -124,3 +124,55 @@ def test_dff_run_writes_detections_and_refuses_labels_of_a_detector(exported, tm
     assert main(["run", str(out), str(VIDEO), "--labels-dir", str(tmp_path / "labels"), "--no-progress"]) != 0
     assert "is a detection export" in capsys.readouterr().err
     assert not (tmp_path / "labels").exists()
+
+
+def _frames(count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    import cv2
+
+    return [cv2.resize(frame.image, (size[1], size[0])) for _, frame in zip(range(count), open_source(VIDEO))]
+
+
+def test_every_backend_gives_the_same_detections(exported):
+    """ONNX Runtime and OpenVINO run task.onnx; torch runs the checkpoint through the same graph code."""
+    checkpoint, out = exported
+    frames = _frames(4, (192, 256))
+    found = {}
+    for name, model in (("onnxruntime", out), ("openvino", out), ("torch", checkpoint)):
+        with open_backend(name, model=model) as backend:
+            runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(3))
+            found[name] = [runtime(frame).detections for frame in frames]
+    for name in ("openvino", "torch"):
+        for ours, theirs in zip(found["onnxruntime"], found[name]):
+            n = len(ours)  # torch keeps the head's own cap (100), the export MAX_DETECTIONS
+            np.testing.assert_allclose(theirs.boxes[:n], ours.boxes, atol=1e-3)
+            np.testing.assert_allclose(theirs.scores[:n], ours.scores, atol=1e-5)
+            np.testing.assert_array_equal(theirs.classes[:n], ours.classes)
+
+
+def test_multi_stream_runtime_gives_each_stream_its_detections(exported):
+    from dff.runtime import MultiStreamRuntime, phased_schedulers
+
+    _, out = exported
+    frames = _frames(2, (192, 256))
+    with open_backend("onnxruntime", model=out) as backend:
+        single = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(2))
+        expected = [single(frame).detections for frame in frames]
+        streams = MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(2, 2, "aligned"))
+        for frame, want in zip(frames, expected):
+            results = streams({0: frame, 1: frame})
+            for result in results.values():
+                assert result.labels is None
+                np.testing.assert_allclose(result.detections.boxes, want.boxes, atol=1e-4)
+
+
+def test_detections_on_a_segmentation_export_are_refused(tmp_path, capsys):
+    from dff.cli import main
+
+    checkpoint = tmp_path / "seg"
+    assert main(["init", "--feature", "tiny", "--flow", "tiny", "--num-classes", "3", "--out", f"{checkpoint}/"]) == 0
+    export = tmp_path / "seg-export"
+    assert main(["export", str(checkpoint), "--out", str(export), "--max-size", "128x128"]) == 0
+    capsys.readouterr()
+    target = tmp_path / "boxes.jsonl"
+    assert main(["run", str(export), str(VIDEO), "--detections", str(target), "--no-progress"]) != 0
+    assert "is a segmentation export" in capsys.readouterr().err and not target.exists()

@@ -46,10 +46,10 @@ class NonMaxSuppression(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, boxes: Tensor, scores: Tensor, max_per_class: Tensor, iou: Tensor, threshold: Tensor) -> Tensor:  # type: ignore[override]
-        rows = [torch.zeros((0, 3), dtype=torch.long)]
+        rows = [torch.zeros((0, 3), dtype=torch.long, device=boxes.device)]
         for b in range(boxes.shape[0]):
             for c in range(scores.shape[1]):
-                candidates = torch.nonzero(scores[b, c] > threshold).flatten()
+                candidates = torch.nonzero(scores[b, c] > threshold.to(scores.device)).flatten()
                 kept = candidates[nms(boxes[b, candidates], scores[b, c, candidates], float(iou), max_kept=int(max_per_class))]
                 rows.append(torch.stack((torch.full_like(kept, b), torch.full_like(kept, c), kept), dim=1))
         return torch.cat(rows)
@@ -84,8 +84,9 @@ class DetectionGraph(nn.Module):
     def _anchors(self, height: Tensor, width: Tensor) -> Tensor:
         """(h·w·n_a, 4) anchors in float32, in AnchorGrid's order, from sizes that stay symbolic in the trace."""
         stride = float(self.task_net.feature_stride)
-        xs = torch.arange(width, dtype=torch.float32) * stride + stride / 2
-        ys = torch.arange(height, dtype=torch.float32) * stride + stride / 2
+        device = self.cell_anchors.device
+        xs = torch.arange(width, dtype=torch.float32, device=device) * stride + stride / 2
+        ys = torch.arange(height, dtype=torch.float32, device=device) * stride + stride / 2
         cx = xs[None, :].expand(ys.shape[0], xs.shape[0])
         cy = ys[:, None].expand(ys.shape[0], xs.shape[0])
         centres = torch.stack((cx, cy, cx, cy), dim=-1).reshape(-1, 1, 4)
@@ -131,7 +132,7 @@ class DetectionGraph(nn.Module):
         """Per-class NMS per frame, then each frame's best ``max_detections``, padded."""
         config, m = self.task_net.detection, self.max_detections
         classes = scores.shape[1]
-        frames = torch.arange(n)
+        frames = torch.arange(n, device=boxes.device)
         mine = frame[None, :] == frames[:, None]  # (N, R)
         # NMS "class" f·C + c holds class c's scores of frame f's regions; other frames' regions are dropped.
         pair_scores = torch.where(mine[:, None, :], scores.t()[None], torch.full_like(scores.t()[None], _DROPPED))
@@ -148,8 +149,8 @@ class DetectionGraph(nn.Module):
         best_scores, best = ranked.topk(m, dim=1)
         valid = best_scores > _DROPPED
         flat = best.reshape(-1)
-        padded_boxes = torch.cat((boxes[region], torch.zeros(m, 4, dtype=boxes.dtype)))
-        padded_classes = torch.cat((kept_class, torch.zeros(m, dtype=kept_class.dtype)))
+        padded_boxes = torch.cat((boxes[region], torch.zeros(m, 4, dtype=boxes.dtype, device=boxes.device)))
+        padded_classes = torch.cat((kept_class, torch.zeros(m, dtype=kept_class.dtype, device=boxes.device)))
         out_boxes = torch.where(valid[..., None], padded_boxes[flat].reshape(-1, m, 4), torch.zeros_like(padded_boxes[:1])[None])
         out_scores = torch.where(valid, best_scores, torch.zeros_like(best_scores))
         out_classes = torch.where(valid, padded_classes[flat].reshape(-1, m), torch.zeros_like(best))

@@ -6,6 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dff.manifest import LABELS, Manifest
+
+
+def task_outputs(manifest: Manifest) -> tuple[str, ...]:
+    """The task graph outputs a backend hands back: the labels, or a detection export's four padded outputs."""
+    if manifest.task == "detection":
+        return tuple(spec.name for spec in manifest.models.task.outputs)
+    return (LABELS,)
+
 
 @dataclass(frozen=True)
 class Detections:

@@ -73,8 +73,10 @@ class DeepFeatureFlowRuntime:
         labels = self.backend.task(feat)  # lines 9 and 12: y = N_task(f)
         watch.lap("task")
         output = self.backend.download(labels)
-        detections = output.rescaled(self.network_size(*image.shape[:2]), image.shape[:2]) if isinstance(output, Detections) else None
-        labels = None if detections is not None else self._restore(output, image.shape[:2])
+        if isinstance(output, Detections):
+            labels, detections = None, output.rescaled(self.network_size(*image.shape[:2]), image.shape[:2])
+        else:
+            labels, detections = self._restore(output, image.shape[:2]), None
         watch.lap("postprocess")
         timing = FrameTiming(index=self.frames, key=key, stages_ms=watch.stages_ms)
         self.frames += 1

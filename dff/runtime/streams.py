@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from dff.runtime.backend import Backend, FeatureHandle, FrameHandle
+from dff.runtime.detections import Detections
 from dff.runtime.runtime import FrameResult
 from dff.runtime.scheduler import FixedInterval, KeyFrameScheduler
 from dff.runtime.timing import FrameTiming
@@ -114,7 +115,10 @@ class MultiStreamRuntime:
         for j, label in zip(order, labels):
             state = streams[j]
             timing = FrameTiming(index=state.frames, key=j in keys, stages_ms={})
-            out[j] = FrameResult(labels=_restore(label, images[j].shape[:2]), key=j in keys, timing=timing)
+            if isinstance(label, Detections):  # a detection export's boxes, mapped back onto the stream's frame
+                out[j] = FrameResult(labels=None, key=j in keys, timing=timing, detections=label.rescaled(size, images[j].shape[:2]))
+            else:
+                out[j] = FrameResult(labels=_restore(label, images[j].shape[:2]), key=j in keys, timing=timing)
             state.frames += 1
         return out
 
