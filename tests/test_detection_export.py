@@ -176,3 +176,15 @@ def test_detections_on_a_segmentation_export_are_refused(tmp_path, capsys):
     target = tmp_path / "boxes.jsonl"
     assert main(["run", str(export), str(VIDEO), "--detections", str(target), "--no-progress"]) != 0
     assert "is a segmentation export" in capsys.readouterr().err and not target.exists()
+
+
+def test_dff_bench_times_a_detection_export_and_counts_its_macs(exported, capsys):
+    from dff.cli import main
+
+    _, out = exported
+    args = ["bench", str(out), "--frames", "6", "--intervals", "1,3", "--repeats", "1", "--warmup-frames", "1", "--height", "128", "--width", "128", "--json"]
+    assert main(args) == 0
+    figures = json.loads(capsys.readouterr().out)
+    # N_task's 1x1 convolutions at 128x128: (18 + 36 + 36 + 36) outputs x 16 inputs x 8x8 cells.
+    assert figures["macs"]["task"] == (18 + 36 + 4 * 9 + 4 * 9) * 16 * 64
+    assert figures["r_measured"] > 0 and [row["l"] for row in figures["rows"]] == [1, 3]

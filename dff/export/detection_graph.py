@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from dff.detection.boxes import BoxCoder
-from dff.detection.head import RFCN_CODER, RPN_CODER, RFCNTaskNet
+from dff.detection.head import RFCN_CODER, RPN_CODER, RFCNMaps, RFCNTaskNet
 from dff.detection.nms import nms
 from dff.manifest import BOXES, CLASSES, COUNT, DETECTION_SCORES, TensorSpec
 
@@ -94,8 +94,7 @@ class DetectionGraph(nn.Module):
 
     def forward(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         net = self.task_net
-        raw = net(feat)
-        maps = type(raw)(*(m.float() for m in raw))  # the per-region stage runs in float32
+        maps = self._maps(feat)
         n, _, height, width = maps.class_maps.shape
         stride = net.feature_stride
         # Sizes are tensors while tracing (so the export keeps them dynamic) and ints when run eagerly.
@@ -106,7 +105,16 @@ class DetectionGraph(nn.Module):
         boxes = _decode_clipped(RFCN_CODER, deltas, rois[:, 1:], limits)
         return self._detections(n, rois[:, 0].long(), logits.softmax(dim=1)[:, 1:], boxes)
 
-    def _proposals(self, maps, height: Tensor, width: Tensor, limits: Tensor) -> Tensor:  # type: ignore[no-untyped-def]
+    def _maps(self, feat: Tensor) -> RFCNMaps:
+        """RFCNTaskNet.forward with the halves split at a constant channel: the traced ``chunk`` computes the split
+        from the input's shape, which ONNX shape inference cannot follow (dff bench counts MACs from shapes).
+        ``dff check`` compares the result with the head's own ``detect``, so a change to the head shows there."""
+        net = self.task_net
+        rpn_feat, rfcn_feat = torch.split(feat, [net.in_channels // 2] * 2, dim=1)
+        maps = (net.rpn_objectness(rpn_feat), net.rpn_deltas(rpn_feat), net.rfcn_classes(rfcn_feat), net.rfcn_boxes(rfcn_feat))
+        return RFCNMaps(*(m.float() for m in maps))  # the per-region stage runs in float32
+
+    def _proposals(self, maps: RFCNMaps, height: Tensor, width: Tensor, limits: Tensor) -> Tensor:
         """(R, 5) rois (frame index, x1, y1, x2, y2): the RPN's best ``pre_nms_top_n``, NMS at its IoU, ``post_nms_top_n`` per frame."""
         net, config = self.task_net, self.task_net.proposal
         logits, deltas = net.rpn_outputs(maps)
