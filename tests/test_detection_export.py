@@ -188,3 +188,18 @@ def test_dff_bench_times_a_detection_export_and_counts_its_macs(exported, capsys
     # N_task's 1x1 convolutions at 128x128: (18 + 36 + 36 + 36) outputs x 16 inputs x 8x8 cells.
     assert figures["macs"]["task"] == (18 + 36 + 4 * 9 + 4 * 9) * 16 * 64
     assert figures["r_measured"] > 0 and [row["l"] for row in figures["rows"]] == [1, 3]
+
+
+def test_segmentation_commands_refuse_a_detector(exported, tmp_path, capsys):
+    from dff.cli import main
+
+    checkpoint, _ = exported
+    data = tmp_path / "video.json"
+    data.write_text("{}")
+    assert main(["eval", str(checkpoint), str(data)]) != 0
+    assert "is a detection checkpoint" in capsys.readouterr().err
+    config = tmp_path / "train.json"
+    model = {"task": "detection", "feature": "tiny", "flow": "tiny"}
+    config.write_text(json.dumps({"model": model, "output_dir": str(tmp_path / "out"), "iterations": 1, "variant": "dff"}))
+    assert main(["train", str(config)]) != 0
+    assert "dff train trains segmentation" in capsys.readouterr().err and not (tmp_path / "out").exists()
