@@ -13,7 +13,7 @@ and the per-class NMS at IoU 0.3. Outputs, for N frames and M = ``max_detections
 Only standard ONNX that ONNX Runtime, OpenVINO and TensorRT's ONNX parser all take (onnx-tensorrt's
 operator list): ``NonMaxSuppression`` (TensorRT's INMSLayer), ``TopK`` with a constant K (the parser
 wants K as an initializer, so candidate lists are padded to K rather than cutting K to the list),
-``CumSum`` on a constant axis, ``Gather``/``GatherElements``, ``Where``, ``Floor``/``Ceil`` and
+``CumSum`` on a constant axis, ``Gather``, ``Where``, ``Floor``/``Ceil`` and
 ``Min``/``Max``. The PS-RoI pooling is :func:`~dff.detection.psroi_pool.psroi_pool`'s integral image
 (one CumSum per axis, then four Gathers per bin), traced as it is, so the export computes what
 training computed: ``RoiAlign`` samples bilinearly and would not.
@@ -130,7 +130,9 @@ class DetectionGraph(nn.Module):
         scores = torch.cat((scores, torch.full_like(scores[:, :1], _DROPPED).expand(n, top)), dim=1)
         boxes = torch.cat((boxes, torch.zeros_like(boxes[:, :1]).expand(n, top, 4)), dim=1)
         best_scores, best = scores.topk(top, dim=1)
-        best_boxes = torch.gather(boxes, 1, best[..., None].expand(n, top, 4))
+        # A flat Gather, not GatherElements: onnx.reference implements the latter with np.choose (at most 64 rows).
+        rows = best + (torch.arange(n, device=best.device) * boxes.shape[1])[:, None]
+        best_boxes = boxes.reshape(-1, 4)[rows.reshape(-1)].reshape(n, top, 4)
         kept = _nms(best_boxes, best_scores[:, None], config.post_nms_top_n, config.nms_iou, 0.0)
         frame = kept[:, 0]
         chosen = best_boxes.reshape(-1, 4)[frame * top + kept[:, 2]]
