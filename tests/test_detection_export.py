@@ -204,3 +204,29 @@ def test_segmentation_commands_refuse_a_detector(exported, tmp_path, capsys):
     config.write_text(json.dumps({"model": model, "output_dir": str(tmp_path / "out"), "iterations": 1, "variant": "dff"}))
     assert main(["train", str(config)]) != 0
     assert "dff train trains segmentation" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_check_without_checkpoint_compares_the_other_runtimes_with_onnxruntime(exported):
+    _, out = exported
+    report = check_export(out, runtimes=("onnxruntime", "opencv"))
+    task = [c for c in report.comparisons if c.model == "task"]
+    assert {c.runtime for c in task} == {"opencv", "openvino"} and all(c.ok for c in task)
+
+
+def test_matching_reports_a_moved_box_a_wrong_class_and_a_missing_box():
+    from dff.export.detection_check import match_detections
+
+    expected = {
+        "boxes": np.array([[[0, 0, 10, 10], [20, 20, 30, 30]]], np.float32),
+        "detection_scores": np.array([[0.9, 0.8]], np.float32),
+        "classes": np.array([[1, 2]], np.int32),
+        "count": np.array([2], np.int32),
+    }
+    assert match_detections(expected, expected) == (0.0, 0.0, 0.0, 0.0)
+    moved = {**expected, "boxes": expected["boxes"] + np.array([1, 0, 1, 0], np.float32)}
+    iou_gap, _, _, _ = match_detections(expected, moved)
+    assert iou_gap == pytest.approx(1 - 90 / 110)
+    wrong = {**expected, "classes": np.array([[1, 3]], np.int32)}
+    assert match_detections(expected, wrong)[2] == 0.5
+    fewer = {**expected, "count": np.array([1], np.int32)}
+    assert match_detections(expected, fewer)[2:] == (0.5, 1.0)
