@@ -230,3 +230,29 @@ def test_matching_reports_a_moved_box_a_wrong_class_and_a_missing_box():
     assert match_detections(expected, wrong)[2] == 0.5
     fewer = {**expected, "count": np.array([1], np.int32)}
     assert match_detections(expected, fewer)[2:] == (0.5, 1.0)
+
+
+def test_sigterm_mid_run_keeps_an_earlier_detections_file_and_leaves_no_temporary(exported, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, out = exported
+    target = tmp_path / "boxes.jsonl"
+    target.write_text("an earlier file\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dff.cli", "run", str(out), str(VIDEO), "-l", "1", "--detections", str(target), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".boxes.tmp-") for p in tmp_path.iterdir()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "dff run never started writing"
+        time.sleep(0.05)
+    time.sleep(0.3)  # some frames written
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Traceback" not in stderr, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["boxes.jsonl"]
+    assert target.read_text() == "an earlier file\n"

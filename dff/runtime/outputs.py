@@ -197,7 +197,11 @@ class RunOutputs:
 
     def write(self, frame: Frame, result: FrameResult, baseline: FrameResult | None = None) -> None:
         if self._detections is not None and result.detections is not None:
-            self._detections.write(json.dumps({"frame": frame.index, "key": result.key, **result.detections.to_json()}) + "\n")
+            record = {"frame": frame.index, "key": result.key, **result.detections.to_json()}
+            try:
+                self._detections.write(json.dumps(record) + "\n")
+            except OSError as error:
+                raise write_failure(self._detections_file.path, error, "detections file") from None  # type: ignore[union-attr]
         if self.video is not None:
             image = (
                 draw_detections(frame.image, result.detections, self.class_names, self.colours)
@@ -236,7 +240,10 @@ class RunOutputs:
             if self.labels is not None:
                 self.labels.commit()
             if self._detections_file is not None:
-                self._detections.close()  # type: ignore[union-attr]
+                try:
+                    self._detections.close()  # type: ignore[union-attr]
+                except OSError as error:
+                    raise write_failure(self._detections_file.path, error, "detections file") from None
                 self._detections_file.commit()
                 self._detections_file = None
         except BaseException:
@@ -259,7 +266,10 @@ class RunOutputs:
         if self.labels is not None:
             self.labels.discard()
         if self._detections_file is not None:
-            self._detections.close()  # type: ignore[union-attr]
+            try:
+                self._detections.close()  # type: ignore[union-attr]
+            except OSError:
+                pass  # the file is being dropped; the error that led here is the one to report
             self._detections_file.discard()
             self._detections_file = None
 
