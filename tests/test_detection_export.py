@@ -256,3 +256,14 @@ def test_sigterm_mid_run_keeps_an_earlier_detections_file_and_leaves_no_temporar
     assert process.returncode == 143 and "Traceback" not in stderr, stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boxes.jsonl"]
     assert target.read_text() == "an earlier file\n"
+
+
+def test_more_rows_than_the_heads_cap_keep_the_heads_cap(exported, tmp_path):
+    import onnxruntime as ort
+
+    checkpoint, _ = exported
+    out = tmp_path / "wide"
+    export_checkpoint(checkpoint, out, ExportOptions(max_size=(256, 256), max_detections=150))  # the tiny head keeps 100
+    feat = np.abs(np.random.default_rng(1).standard_normal((1, 32, 12, 12))).astype(np.float32)
+    boxes, scores, classes, count = ort.InferenceSession(str(out / "task.onnx")).run(None, {"feat": feat})
+    assert boxes.shape == (1, 150, 4) and int(count[0]) == 100 and not scores[0, 100:].any()

@@ -147,7 +147,7 @@ class DetectionGraph(nn.Module):
         # NMS "class" f·C + c holds class c's scores of frame f's regions; other frames' regions are dropped.
         pair_scores = torch.where(mine[:, None, :], scores.t()[None], torch.full_like(scores.t()[None], _DROPPED))
         pair_scores = pair_scores.reshape(1, -1, scores.shape[0])
-        kept = _nms(boxes[None], pair_scores, m, config.nms_iou, config.score_threshold)
+        kept = _nms(boxes[None], pair_scores, min(m, config.max_detections), config.nms_iou, config.score_threshold)
         pair, region = kept[:, 1], kept[:, 2]
         kept_scores = pair_scores.reshape(-1)[pair * scores.shape[0] + region]
         kept_frame = torch.div(pair, classes, rounding_mode="floor")
@@ -157,7 +157,9 @@ class DetectionGraph(nn.Module):
         # (Padding built from tensors that are never empty, so that a trace with no detections still exports.)
         ranked = torch.cat((ranked, torch.full_like(frames[:, None], _DROPPED, dtype=ranked.dtype).expand(-1, m)), dim=1)
         best_scores, best = ranked.topk(m, dim=1)
-        valid = best_scores > _DROPPED
+        # The head's own cap (DetectionConfig.max_detections) holds too when the export has more rows.
+        cap = torch.arange(m, device=boxes.device) < config.max_detections
+        valid = (best_scores > _DROPPED) & cap[None]
         flat = best.reshape(-1)
         padded_boxes = torch.cat((boxes[region], torch.zeros(m, 4, dtype=boxes.dtype, device=boxes.device)))
         padded_classes = torch.cat((kept_class, torch.zeros(m, dtype=kept_class.dtype, device=boxes.device)))
