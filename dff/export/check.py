@@ -17,6 +17,9 @@ frames and tensors at the smallest allowed size and a second one, and two real f
 frame and one five frames later) pushed through the reference chain feature → flow → warp → task,
 each model fed the reference's outputs of the model before.
 
+A detection export's ``task.onnx`` is compared by matched detections instead, in every runtime and OpenVINO
+(:mod:`dff.export.detection_check`).
+
 Error of a tensor: max |runtime - reference| over the reference's largest magnitude (``max_rel``);
 of labels: the largest probability the chosen class falls short of the reference's best class,
 so that ties broken differently between runtimes are not errors.
