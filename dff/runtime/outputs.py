@@ -173,9 +173,8 @@ class RunOutputs:
         class_names: tuple[str, ...] = (),
     ) -> None:
         self.class_names = class_names
-        # One JSON line per frame of a detection export, staged beside its target until the run completes.
-        self._detections_file = None if detections_path is None else PendingFile(detections_path)
-        self._detections = None if self._detections_file is None else open(self._detections_file.temp, "w")
+        self._detections_file: PendingFile | None = None
+        self._detections: TextIO | None = None
         self.colours = palette(num_classes)
         self.alpha = alpha
         self.video = None if overlay_path is None else VideoWriter(overlay_path, fps=fps)
@@ -191,6 +190,10 @@ class RunOutputs:
             if self.log_path is not None:
                 self._log_file = PendingFile(self.log_path)
                 self._log = open(self._log_file.temp, "w")
+            if detections_path is not None:
+                # One JSON line per frame of a detection export, staged beside its target until the run completes.
+                self._detections_file = PendingFile(detections_path)
+                self._detections = open(self._detections_file.temp, "w")
         except BaseException:
             self.abort()
             raise
@@ -244,6 +247,7 @@ class RunOutputs:
                     self._detections.close()  # type: ignore[union-attr]
                 except OSError as error:
                     raise write_failure(self._detections_file.path, error, "detections file") from None
+                self._detections = None
                 self._detections_file.commit()
                 self._detections_file = None
         except BaseException:
@@ -265,11 +269,13 @@ class RunOutputs:
             self._log_file = None
         if self.labels is not None:
             self.labels.discard()
-        if self._detections_file is not None:
+        if self._detections is not None:
             try:
-                self._detections.close()  # type: ignore[union-attr]
+                self._detections.close()
             except OSError:
                 pass  # the file is being dropped; the error that led here is the one to report
+            self._detections = None
+        if self._detections_file is not None:
             self._detections_file.discard()
             self._detections_file = None
 
