@@ -17,6 +17,7 @@ from dff.export.check import check_export
 from dff.models import build_model
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
 from dff.sources import open_source
+from test_hardening_writes import disk, fill  # noqa: F401 - the real 1 MB tmpfs fixture and its filler
 
 VIDEO = Path(__file__).resolve().parents[1] / "../shared/data/videos/vtest.avi"
 MAX_DETECTIONS = 12
@@ -267,3 +268,17 @@ def test_more_rows_than_the_heads_cap_keep_the_heads_cap(exported, tmp_path):
     feat = np.abs(np.random.default_rng(1).standard_normal((1, 32, 12, 12))).astype(np.float32)
     boxes, scores, classes, count = ort.InferenceSession(str(out / "task.onnx")).run(None, {"feat": feat})
     assert boxes.shape == (1, 150, 4) and int(count[0]) == 100 and not scores[0, 100:].any()
+
+
+def test_full_disk_for_detections_is_an_error_that_keeps_the_earlier_file(exported, disk, capsys):
+    from dff.cli import main
+
+    _, out = exported
+    target = disk / "boxes.jsonl"
+    target.write_text("an earlier file\n")
+    fill(disk, leave=16 << 10)  # 795 frames of up to 12 boxes each need far more
+    assert main(["run", str(out), str(VIDEO), "--detections", str(target), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write detections file {target}" in err and "no space left" in err, err
+    assert target.read_text() == "an earlier file\n"
+    assert sorted(p.name for p in disk.iterdir()) == ["boxes.jsonl", "filler"]
