@@ -51,6 +51,8 @@ def test_checkpoint_knows_its_task_and_old_configs_read_as_segmentation(exported
     assert from_dict(ModelConfig, {"feature": "tiny", "flow": "tiny"}).task == "segmentation"
     with pytest.raises(ConfigError, match="R-FCN head"):
         ModelConfig(task="detection", feature="small")
+    with pytest.raises(ConfigError, match="--max-detections must be >= 1, got 0"):
+        ExportOptions(max_detections=0)
 
 
 def test_manifest_records_task_and_detection_outputs(exported):

@@ -33,9 +33,8 @@ from torch import Tensor, nn
 from dff.detection.boxes import BoxCoder
 from dff.detection.head import RFCN_CODER, RPN_CODER, RFCNMaps, RFCNTaskNet
 from dff.detection.nms import nms
+from dff.export.options import DEFAULT_MAX_DETECTIONS
 from dff.manifest import BOXES, CLASSES, COUNT, DETECTION_SCORES, TensorSpec
-
-DEFAULT_MAX_DETECTIONS = 100
 #: Score given to candidates that must never be kept (padding, boxes too small, other frames' boxes).
 _DROPPED = -1.0
 

@@ -23,7 +23,7 @@ from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
 from dff.config import ModelConfig
 from dff.errors import ConfigError, ExportError
 from dff.export.detection_graph import DetectionGraph, detection_outputs, pin_detection_rows
-from dff.export.options import ExportOptions
+from dff.export.options import DEFAULT_MAX_DETECTIONS, ExportOptions
 from dff.export.torch_graphs import FeatureGraph, FlowGraph, TaskGraph, export_graph
 from dff.export.warp_graph import warp_model, warp_plugin_model
 from dff.frames import FEATURE_STRIDE
@@ -60,7 +60,7 @@ STAGING_NAME = "dff-export"
 Interfaces = dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]
 
 
-def interfaces(config: ModelConfig, *, dtype: str, sizes: SizeRange, max_detections: int = 100) -> Interfaces:
+def interfaces(config: ModelConfig, *, dtype: str, sizes: SizeRange, max_detections: int = DEFAULT_MAX_DETECTIONS) -> Interfaces:
     """Each role's (inputs, outputs): names, dtypes and shapes, strings naming dynamic dimensions."""
     fixed = sizes.min_height == sizes.max_height and sizes.min_width == sizes.max_width
     h, w = (sizes.min_height, sizes.min_width) if fixed else ("H", "W")

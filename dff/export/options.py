@@ -15,6 +15,8 @@ DEFAULT_OPSET = 17
 DEFAULT_MIN_SIZE = (MIN_SIDE, MIN_SIDE)
 DEFAULT_MAX_SIZE = (2048, 2048)
 DTYPES = ("float32", "float16")
+#: Rows of a detection export's padded outputs unless asked otherwise (the paper keeps 300 proposals per frame).
+DEFAULT_MAX_DETECTIONS = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +35,7 @@ class ExportOptions:
     min_size: tuple[int, int] | None = None
     max_size: tuple[int, int] | None = None
     #: Detection exports: rows of the padded outputs, the most boxes one frame reports (ignored for segmentation).
-    max_detections: int = 100
+    max_detections: int = DEFAULT_MAX_DETECTIONS
 
     def __post_init__(self) -> None:
         check_opset(self.opset)
