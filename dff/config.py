@@ -20,6 +20,9 @@ T = TypeVar("T")
 
 FeatureArch = Literal["resnet50", "resnet101", "small", "tiny"]
 FlowArch = Literal["simple", "half", "inception", "tiny"]
+Task = Literal["segmentation", "detection"]
+#: Feature networks with an R-FCN head (dff.detection.model.HEAD_BUILDERS).
+DETECTION_FEATURES = ("resnet50", "resnet101", "tiny")
 
 #: ImageNet statistics in RGB order, on the 0..255 scale (the feature nets' convention).
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -31,8 +34,12 @@ class ModelConfig:
     """The three networks of the paper, N_feat, F and N_task, and their input convention.
 
     ``num_classes`` counts the score maps of N_task: the paper's C categories plus
-    background (Section 4), so C + 1.
+    background (Section 4), so C + 1. ``task`` says what N_task is: per-pixel labels
+    (segmentation) or R-FCN boxes (detection); configurations written before it existed
+    were all segmentation, which is why that is the default.
     """
+
+    task: Task = "segmentation"
 
     feature: FeatureArch = "resnet101"
     flow: FlowArch = "simple"
@@ -52,6 +59,10 @@ class ModelConfig:
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ConfigError(
                 f"class_names has {len(self.class_names)} names but num_classes is {self.num_classes}"
+            )
+        if not (self.task != "detection" or self.feature in DETECTION_FEATURES):
+            raise ConfigError(
+                f"detection has an R-FCN head for the feature networks {list(DETECTION_FEATURES)}, got {self.feature!r}"
             )
         if not (len(self.mean) == 3 and len(self.std) == 3 and all(s > 0 for s in self.std)):
             raise ConfigError(f"mean and std need 3 values each, std > 0; got mean={self.mean}, std={self.std}")

@@ -33,6 +33,8 @@ FORMAT = "dff-export-1"
 #: Tensor names shared by exporter, builder and runtime.
 FRAME, KEY_FRAME, FEAT, KEY_FEAT, FLOW, SCALE = "frame", "key_frame", "feat", "key_feat", "flow", "scale"
 SCORES, PROBS, LABELS = "scores", "probs", "labels"
+#: A detection export's task outputs: (N, M, 4) boxes, (N, M) scores and classes, (N,) count (dff.export.detection_graph).
+BOXES, DETECTION_SCORES, CLASSES, COUNT = "boxes", "detection_scores", "classes", "count"
 
 Dim = int | str  # an int is fixed; a string names a dynamic dimension ("N", "H", "W", "H/16", "W/16")
 
@@ -40,7 +42,7 @@ Dim = int | str  # an int is fixed; a string names a dynamic dimension ("N", "H"
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
-    dtype: Literal["uint8", "float16", "float32", "int64"]
+    dtype: Literal["uint8", "float16", "float32", "int32", "int64"]
     shape: tuple[Dim, ...]
 
 
@@ -145,6 +147,17 @@ class Manifest:
     checkpoint_sha256: str | None = None
     #: Set on int8 exports written by ``dff quantize``; None for the float exports of ``dff export``.
     quantization: Quantization | None = None
+
+    @property
+    def task(self) -> str:
+        """What ``task.onnx`` outputs: ``segmentation`` (labels) or ``detection`` (boxes)."""
+        return self.model.task
+
+    @property
+    def max_detections(self) -> int | None:
+        """Rows of a detection export's padded outputs; None for segmentation."""
+        boxes = [spec for spec in self.models.task.outputs if spec.name == BOXES]
+        return int(boxes[0].shape[1]) if boxes else None
 
     def files(self) -> dict[str, ModelFile]:
         """Each model by its role: feature, flow, task, warp, warp_plugin."""

@@ -47,6 +47,11 @@ def run_streams(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--scheduler adaptive runs one source without --out-dir; many streams use fixed intervals with --phase"
         )
+    if _is_detector(args.model):
+        raise ConfigError(
+            f"{args.model} is a detection export: many sources and --out-dir write label folders; run one `dff run` "
+            "per source with --detections FILE"
+        )
     names = stream_names(specs)
     folders: list[Path | None] = [None] * len(specs)
     if args.out_dir:  # every output path is checked before the first frame
@@ -91,3 +96,14 @@ def run_streams(args: argparse.Namespace) -> int:
             print(f"wrote stream {stream.name}: {folder}")
     # As for one source, a stream that ended early is reported, not an error: the others ran and every file is complete.
     return 0
+
+
+def _is_detector(model: str) -> bool:
+    """Whether ``model`` is a detection export (a model that cannot be read is left to the backend to name)."""
+    from dff.errors import DFFError
+    from dff.model_task import task_of
+
+    try:
+        return task_of(model) == "detection"
+    except DFFError:
+        return False

@@ -72,6 +72,15 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from dff.model_task import task_of
+
+    if task_of(args.checkpoint) != "segmentation":
+        from dff.errors import ConfigError
+
+        raise ConfigError(
+            f"{args.checkpoint} is a {task_of(args.checkpoint)} checkpoint: dff eval scores segmentation (mIoU on labelled "
+            "frames); detection mAP@0.5 per mode is dff.detection.evaluate (benchmarks/detection.py)"
+        )
     video = load_config(VideoConfig, args.data)
     if args.scheduler is not None:
         return run_scheduled(args, video)

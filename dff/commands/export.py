@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="smallest frame size of a dynamic export (default 64x64)")
     parser.add_argument("--max-size", type=size_arg, default=None, metavar="HxW",
                         help="largest frame size of a dynamic export (default 2048x2048)")
+    parser.add_argument("--max-detections", type=int, default=None,
+                        help="detection exports: the most boxes per frame, the rows of the padded outputs (default 100)")
     parser.set_defaults(handler=run)
 
 
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         width=args.width,
         min_size=args.min_size,
         max_size=args.max_size,
+        **({} if args.max_detections is None else {"max_detections": args.max_detections}),
     )
     start = time.perf_counter()
     manifest = export_checkpoint(args.checkpoint, args.out, options)

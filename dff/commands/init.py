@@ -7,7 +7,7 @@ import os
 import typing
 from pathlib import Path
 
-from dff.config import FeatureArch, FlowArch
+from dff.config import FeatureArch, FlowArch, Task
 from dff.errors import OutputError
 
 #: The file a checkpoint folder holds (what `dff train` writes too).
@@ -16,6 +16,10 @@ CHECKPOINT_NAME = "model.safetensors"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("init", help="write a randomly initialised checkpoint")
+    parser.add_argument(
+        "--task", choices=typing.get_args(Task), default="segmentation",
+        help="what N_task outputs: per-pixel labels, or boxes (R-FCN; with --feature resnet50, resnet101 or tiny)",
+    )
     parser.add_argument("--feature", choices=typing.get_args(FeatureArch), default="resnet101")
     parser.add_argument("--flow", choices=typing.get_args(FlowArch), default="simple")
     parser.add_argument("--num-classes", type=int, default=19, help="score maps of N_task: C categories + background")
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from dff.models import build_model
 
     config = ModelConfig(
+        task=args.task,
         feature=args.feature,
         flow=args.flow,
         num_classes=args.num_classes,
@@ -77,5 +82,5 @@ def run(args: argparse.Namespace) -> int:
     out = checkpoint_target(args.out, force=args.force)
     torch.manual_seed(args.seed)
     save_checkpoint(out, build_model(config), config)
-    print(f"wrote {out} ({config.feature} + {config.flow}, {config.num_classes} classes, {config.channels}-d features)")
+    print(f"wrote {out} ({config.task}, {config.feature} + {config.flow}, {config.num_classes} classes, {config.channels}-d features)")
     return 0

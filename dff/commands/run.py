@@ -12,7 +12,7 @@ from typing import Any
 from dff.commands import _keyframes as keyframes
 from dff.commands._run_streams import add_arguments as add_stream_arguments
 from dff.commands._run_streams import run_streams, wants_streams
-from dff.errors import VideoError
+from dff.errors import ConfigError, VideoError
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="overlay video to write (.mp4)")
     parser.add_argument("--labels-dir", help="folder for one PNG of class ids per frame")
     parser.add_argument("--log", help="JSON-lines file of per-frame timings")
+    parser.add_argument("--detections", help="detection exports: JSON-lines file, one line per frame (frame, key, boxes, scores, classes)")
     parser.add_argument("--compare", action="store_true", help="also run per-frame (every frame a key frame) and report the speed-up")
     parser.add_argument("--sync-timing", action="store_true", help="synchronise the device after each stage (exact stage times, slower)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     if wants_streams(args):
         return run_streams(args)
+    check_task_outputs(args)
     scheduler = keyframes.scheduler_from_args(args, args.key_interval, args.model)
     # Output paths are checked before the first frame, so that a bad one costs no computing and leaves nothing behind.
     if args.out:
@@ -72,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.log, "--log")
     if args.labels_dir:
         check_output_dir(args.labels_dir, "--labels-dir")
+    if args.detections:
+        check_output_file(args.detections, "--detections")
     source = open_source(args.source)
     with open_backend(args.backend, model=args.model, **dict(args.option)) as backend:
         runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=scheduler, sync_timing=args.sync_timing)
@@ -86,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
             labels_dir=args.labels_dir,
             log_path=args.log,
             fps=source.fps or 25.0,
+            detections_path=args.detections,
+            class_names=backend.class_names,
         )
         timings, baseline_timings = [], []
 
@@ -126,7 +132,32 @@ def run(args: argparse.Namespace) -> int:
         keys = sum(t.key for t in timings)
         share = 100 * keys / len(timings)
         print(f"{scheduler!r}: {keys} key frames in {len(timings)} ({share:.1f}%), {scheduler.cuts} scene cuts")
-    for label, path in (("overlay video", args.out), ("labels", args.labels_dir), ("timing log", args.log)):
+    written = (("overlay video", args.out), ("labels", args.labels_dir), ("timing log", args.log), ("detections", args.detections))
+    for label, path in written:
         if path:
             print(f"wrote {label}: {path}")
     return 0
+
+
+def check_task_outputs(args: argparse.Namespace) -> None:
+    """ConfigError when an output asks for what the model does not produce (labels of a detector, boxes of a segmenter).
+
+    A model that cannot be read is left to the backend, which names what is wrong with it.
+    """
+    from dff.errors import DFFError
+    from dff.model_task import task_of
+
+    try:
+        task = task_of(args.model)
+    except DFFError:
+        return
+    if task == "detection" and args.labels_dir:
+        raise ConfigError(
+            f"{args.model} is a detection export: it gives boxes, not per-pixel labels for --labels-dir; "
+            "use --detections FILE (and --out for the overlay)"
+        )
+    if task != "detection" and args.detections:
+        raise ConfigError(
+            f"{args.model} is a {task} export: it gives per-pixel labels, not boxes for --detections; "
+            "use --labels-dir, or export a detection checkpoint (`dff init --task detection`)"
+        )

@@ -20,6 +20,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dff.train.config import TrainConfig
+
+    return train_from_config(args, TrainConfig, _train_segmentation)
+
+
+def _train_segmentation(config, *, resume):  # type: ignore[no-untyped-def]
+    """dff.train.segmentation.train, for segmentation models only: its losses are per pixel."""
+    from dff.errors import ConfigError
     from dff.train.segmentation import train
 
-    return train_from_config(args, TrainConfig, train)
+    if config.model.task != "segmentation":
+        raise ConfigError(
+            f"model.task is {config.model.task!r}: dff train trains segmentation (per-pixel labels); detectors "
+            "train with dff.detection.train (see benchmarks/detection.py)"
+        )
+    return train(config, resume=resume)

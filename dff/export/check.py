@@ -17,6 +17,9 @@ frames and tensors at the smallest allowed size and a second one, and two real f
 frame and one five frames later) pushed through the reference chain feature → flow → warp → task,
 each model fed the reference's outputs of the model before.
 
+A detection export's ``task.onnx`` is compared by matched detections instead, in every runtime and OpenVINO
+(:mod:`dff.export.detection_check`).
+
 Error of a tensor: max |runtime - reference| over the reference's largest magnitude (``max_rel``);
 of labels: the largest probability the chosen class falls short of the reference's best class,
 so that ties broken differently between runtimes are not errors.
@@ -39,6 +42,7 @@ from google.protobuf.message import DecodeError
 from dff.checkpoint import load_checkpoint
 from dff.checkpoint_path import checkpoint_file
 from dff.errors import CheckpointError, ExportError
+from dff.export.detection_check import DetectionReference, detection_comparisons
 from dff.export.runners import RUNTIMES, Runner, runner, runner_class
 from dff.export.perturb import WEIGHT_STD, perturb_last_layers
 from dff.export.surgery import inline_warp_plugin
@@ -215,7 +219,11 @@ class Reference:
                 dtype=torch.float32,
                 statistics=any(spec.name == FLOW_STATS for spec in self._files["flow"].outputs),
             ).eval(),
-            "task": TaskGraph(task_net=model.task_net).eval(),
+            "task": (
+                DetectionReference(task_net=model.task_net, max_detections=manifest.max_detections).eval()
+                if config.task == "detection"
+                else TaskGraph(task_net=model.task_net).eval()
+            ),
         }
         self._networks = {role: self._torch_runner(role, graph) for role, graph in self._graphs.items()}
 
@@ -392,10 +400,20 @@ def check_export(
 
     tolerance = TOLERANCES[manifest.dtype]
     runners: dict[tuple[str, str], Runner] = {}
-    comparisons = []
+    comparisons, notes = [], []
+    detection_runs: dict = {}
     for inputs in input_sets:
         for role in manifest.files():
             expected = reference(role, inputs.feeds[role])
+            if role == "task" and manifest.task == "detection":
+                # Without a checkpoint ONNX Runtime is the reference itself, as for the other graphs.
+                others = [r for r in runtimes if not (checkpoint is None and r == "onnxruntime")]
+                found, said = detection_comparisons(
+                    models[role], inputs.name, expected, inputs.feeds[role], others, detection_runs, tolerance
+                )
+                comparisons += found
+                notes += [line for line in said if line not in notes]
+                continue
             for runtime in runtimes:
                 if checkpoint is None and runtime == "onnxruntime" and role in ("feature", "flow", "task"):
                     continue  # ONNX Runtime is the reference itself
@@ -405,10 +423,10 @@ def check_export(
                 run = runners[runtime, role]
                 label = runtime if role != "warp_plugin" or run.runs_plugin else f"{runtime} (DFFWarp inlined)"
                 comparisons += _comparisons(role, label, inputs.name, expected, run(inputs.feeds[role]), tolerance)
-    notes: list[str] = []
     if any(c.vacuous for c in comparisons if c.model == "flow"):
         runtimes = [r for r in runtimes if not (checkpoint is None and r == "onnxruntime")]
-        notes, perturbed = _check_perturbed_flow(models["flow"], reference, input_sets, runtimes, tolerance, seed)
+        flow_notes, perturbed = _check_perturbed_flow(models["flow"], reference, input_sets, runtimes, tolerance, seed)
+        notes += flow_notes
         comparisons += perturbed
     return CheckReport(
         reference=reference.name, structure=tuple(structure), comparisons=tuple(comparisons), notes=tuple(notes)

@@ -22,7 +22,8 @@ from dff.checkpoint_path import checkpoint_file
 from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
 from dff.config import ModelConfig
 from dff.errors import ConfigError, ExportError
-from dff.export.options import ExportOptions
+from dff.export.detection_graph import DetectionGraph, detection_outputs, pin_detection_rows
+from dff.export.options import DEFAULT_MAX_DETECTIONS, ExportOptions
 from dff.export.torch_graphs import FeatureGraph, FlowGraph, TaskGraph, export_graph
 from dff.export.warp_graph import warp_model, warp_plugin_model
 from dff.frames import FEATURE_STRIDE
@@ -60,7 +61,14 @@ STAGING_NAME = "dff-export"
 Interfaces = dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]
 
 
-def interfaces(config: ModelConfig, *, dtype: str, sizes: SizeRange, flow_statistics: bool = True) -> Interfaces:
+def interfaces(
+    config: ModelConfig,
+    *,
+    dtype: str,
+    sizes: SizeRange,
+    flow_statistics: bool = True,
+    max_detections: int = DEFAULT_MAX_DETECTIONS,
+) -> Interfaces:
     """Each role's (inputs, outputs): names, dtypes and shapes, strings naming dynamic dimensions."""
     fixed = sizes.min_height == sizes.max_height and sizes.min_width == sizes.max_width
     h, w = (sizes.min_height, sizes.min_width) if fixed else ("H", "W")
@@ -77,13 +85,17 @@ def interfaces(config: ModelConfig, *, dtype: str, sizes: SizeRange, flow_statis
     flow_outputs = (feature_map(FLOW, 2), feature_map(SCALE, c))
     if flow_statistics:  # float32 whatever the export's dtype: 16 bytes a frame, read on the host
         flow_outputs += (TensorSpec(name=FLOW_STATS, dtype="float32", shape=("N", STATISTICS_COUNT)),)
+    if config.task == "detection":
+        task_io = ((feature_map(FEAT, c),), detection_outputs(max_detections))
+    else:
+        task_io = (
+            (feature_map(FEAT, c),),
+            (feature_map(SCORES, k), feature_map(PROBS, k), TensorSpec(name=LABELS, dtype="uint8", shape=("N", h, w))),
+        )
     return {
         "feature": ((frame(FRAME),), (feature_map(FEAT, c),)),
         "flow": ((frame(KEY_FRAME), frame(FRAME)), flow_outputs),
-        "task": (
-            (feature_map(FEAT, c),),
-            (feature_map(SCORES, k), feature_map(PROBS, k), TensorSpec(name=LABELS, dtype="uint8", shape=("N", h, w))),
-        ),
+        "task": task_io,
         "warp": warp_io,
         "warp_plugin": warp_io,
     }
@@ -107,7 +119,10 @@ def _write_models(
     flow = FlowGraph(
         flow_net=model.flow_net.to(dtype), config=config, dtype=dtype, statistics=options.flow_statistics
     ).eval()
-    task = TaskGraph(task_net=model.task_net.to(dtype)).eval()
+    if config.task == "detection":
+        task = DetectionGraph(task_net=model.task_net.to(dtype), max_detections=options.max_detections).eval()
+    else:
+        task = TaskGraph(task_net=model.task_net.to(dtype)).eval()
     with torch.no_grad():
         feat = feature(frames)
     for role, module, example in (
@@ -125,6 +140,8 @@ def _write_models(
             dynamic_axes=_dynamic_axes(inputs + outputs),
             opset=options.opset,
         )
+    if config.task == "detection":
+        pin_detection_rows(paths["task"], options.max_detections)
     batch, _, feat_h, feat_w = specs["warp"][0][0].shape
     warp_shape = dict(opset=options.opset, dtype=options.dtype, batch=batch, channels=config.channels, feat_hw=(feat_h, feat_w))
     onnx.save(warp_model(**warp_shape), paths["warp"])
@@ -136,11 +153,17 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, options: ExportOp
     """Export ``checkpoint`` into the directory ``out`` (replaced atomically); returns the manifest written."""
     checkpoint, out, options = checkpoint_file(checkpoint), Path(out), options or ExportOptions()
     model, config = load_checkpoint(checkpoint)
-    if not (config.num_classes <= MAX_CLASSES):
+    if config.task == "segmentation" and not (config.num_classes <= MAX_CLASSES):
         raise ConfigError(f"labels are uint8, so at most {MAX_CLASSES} classes can be exported; got {config.num_classes}")
     out = _resolve_target(out)
     sizes = options.sizes()
-    specs = interfaces(config, dtype=options.dtype, sizes=sizes, flow_statistics=options.flow_statistics)
+    specs = interfaces(
+        config,
+        dtype=options.dtype,
+        sizes=sizes,
+        flow_statistics=options.flow_statistics,
+        max_detections=options.max_detections,
+    )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -15,6 +15,8 @@ DEFAULT_OPSET = 17
 DEFAULT_MIN_SIZE = (MIN_SIDE, MIN_SIDE)
 DEFAULT_MAX_SIZE = (2048, 2048)
 DTYPES = ("float32", "float16")
+#: Rows of a detection export's padded outputs unless asked otherwise (the paper keeps 300 proposals per frame).
+DEFAULT_MAX_DETECTIONS = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,9 +37,13 @@ class ExportOptions:
     min_size: tuple[int, int] | None = None
     max_size: tuple[int, int] | None = None
     flow_statistics: bool = True
+    #: Detection exports: rows of the padded outputs, the most boxes one frame reports (ignored for segmentation).
+    max_detections: int = DEFAULT_MAX_DETECTIONS
 
     def __post_init__(self) -> None:
         check_opset(self.opset)
+        if not (self.max_detections >= 1):
+            raise ConfigError(f"--max-detections must be >= 1, got {self.max_detections}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
         if (self.height is None) != (self.width is None):

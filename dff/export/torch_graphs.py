@@ -113,6 +113,9 @@ def export_graph(
         # The TorchScript exporter announces its deprecation on every call.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        # The detection graph's Python-side checks and reference NMS are traced over (NMS is one ONNX node).
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
         torch.onnx.export(
             module,
             tuple(example),

@@ -13,7 +13,11 @@ FLOW_BUILDERS = {"simple": flownet_simple, "half": flownet_half, "inception": fl
 
 
 def build_model(config: ModelConfig) -> DeepFeatureFlow:
-    """The model a configuration describes, randomly initialised (S starts at ones)."""
+    """The model a configuration describes, randomly initialised (S starts at ones); R-FCN's for a detection task."""
+    if config.task == "detection":
+        from dff.detection.model import build_detection_model  # it builds on this module
+
+        return build_detection_model(config)
     channels = config.channels
     return DeepFeatureFlow(
         feature_net=FEATURE_BUILDERS[config.feature](out_channels=channels, frozen_bn=config.frozen_bn),

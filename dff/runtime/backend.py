@@ -94,6 +94,8 @@ class Backend(ABC):
     sizes: SizeRange
     #: One name per class index the labels take.
     class_names: tuple[str, ...]
+    #: What ``download`` returns: ``segmentation`` labels, or ``detection`` :class:`~dff.runtime.detections.Detections`.
+    task_kind: str = "segmentation"
     #: True where the ``*_batch`` methods run one engine call per batch; False where they are the default loops.
     native_batching: ClassVar[bool] = False
     #: The most frames one batched call takes (an engine profile's batch range); None: any number.

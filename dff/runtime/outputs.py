@@ -22,6 +22,7 @@ import numpy as np
 
 from dff.atomic import PendingFile, make_staging_dir, write_bytes_atomic, write_failure
 from dff.errors import OutputError, VideoError
+from dff.runtime.detection_overlay import draw_detections
 from dff.runtime.overlay import overlay, palette
 from dff.runtime.runtime import FrameResult
 from dff.sources import Frame, VideoWriter
@@ -168,7 +169,12 @@ class RunOutputs:
         log_path: str | Path | None = None,
         fps: float = 25.0,
         alpha: float = 0.5,
+        detections_path: str | Path | None = None,
+        class_names: tuple[str, ...] = (),
     ) -> None:
+        self.class_names = class_names
+        self._detections_file: PendingFile | None = None
+        self._detections: TextIO | None = None
         self.colours = palette(num_classes)
         self.alpha = alpha
         self.video = None if overlay_path is None else VideoWriter(overlay_path, fps=fps)
@@ -184,13 +190,27 @@ class RunOutputs:
             if self.log_path is not None:
                 self._log_file = PendingFile(self.log_path)
                 self._log = open(self._log_file.temp, "w")
+            if detections_path is not None:
+                # One JSON line per frame of a detection export, staged beside its target until the run completes.
+                self._detections_file = PendingFile(detections_path)
+                self._detections = open(self._detections_file.temp, "w")
         except BaseException:
             self.abort()
             raise
 
     def write(self, frame: Frame, result: FrameResult, baseline: FrameResult | None = None) -> None:
+        if self._detections is not None and result.detections is not None:
+            record = {"frame": frame.index, "key": result.key, **result.detections.to_json()}
+            try:
+                self._detections.write(json.dumps(record) + "\n")
+            except OSError as error:
+                raise write_failure(self._detections_file.path, error, "detections file") from None  # type: ignore[union-attr]
         if self.video is not None:
-            image = overlay(frame.image, result.labels, self.colours, alpha=self.alpha)
+            image = (
+                draw_detections(frame.image, result.detections, self.class_names, self.colours)
+                if result.detections is not None
+                else overlay(frame.image, result.labels, self.colours, alpha=self.alpha)
+            )
             # A video has one size: frames of another size (a stream that changed size) are fitted to the first.
             self._video_size = self._video_size or image.shape[:2]
             if image.shape[:2] != self._video_size:
@@ -222,6 +242,14 @@ class RunOutputs:
                 self._log_file = None
             if self.labels is not None:
                 self.labels.commit()
+            if self._detections_file is not None:
+                try:
+                    self._detections.close()  # type: ignore[union-attr]
+                except OSError as error:
+                    raise write_failure(self._detections_file.path, error, "detections file") from None
+                self._detections = None
+                self._detections_file.commit()
+                self._detections_file = None
         except BaseException:
             self.abort()
             raise
@@ -241,6 +269,15 @@ class RunOutputs:
             self._log_file = None
         if self.labels is not None:
             self.labels.discard()
+        if self._detections is not None:
+            try:
+                self._detections.close()
+            except OSError:
+                pass  # the file is being dropped; the error that led here is the one to report
+            self._detections = None
+        if self._detections_file is not None:
+            self._detections_file.discard()
+            self._detections_file = None
 
     def lines(self) -> list[str]:
         """Notes on the finished outputs: padding of the video, label PNGs of an earlier run removed."""

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from dff.runtime.backend import Backend, FeatureHandle, FrameHandle
+from dff.runtime.detections import Detections
 from dff.runtime.scheduler import KeyFrameScheduler
 from dff.runtime.timing import FrameTiming, Stopwatch
 from dff.sources import check_image
@@ -23,11 +24,13 @@ from dff.sources import check_image
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One frame's labels (uint8 H×W class indices at the frame's own size), its path and its timing."""
+    """One frame's result at the frame's own size, its path and its timing: ``labels`` (uint8 H×W class indices)
+    from a segmentation export, ``detections`` from a detection export; the other is None."""
 
-    labels: np.ndarray
+    labels: np.ndarray | None
     key: bool
     timing: FrameTiming
+    detections: Detections | None = None
 
 
 class DeepFeatureFlowRuntime:
@@ -72,11 +75,15 @@ class DeepFeatureFlowRuntime:
             watch.lap("warp")
         labels = self.backend.task(feat)  # lines 9 and 12: y = N_task(f)
         watch.lap("task")
-        labels = self._restore(self.backend.download(labels), image.shape[:2])
+        output = self.backend.download(labels)
+        if isinstance(output, Detections):
+            labels, detections = None, output.rescaled(self.network_size(*image.shape[:2]), image.shape[:2])
+        else:
+            labels, detections = self._restore(output, image.shape[:2]), None
         watch.lap("postprocess")
         timing = FrameTiming(index=self.frames, key=key, stages_ms=watch.stages_ms)
         self.frames += 1
-        return FrameResult(labels=labels, key=key, timing=timing)
+        return FrameResult(labels=labels, key=key, timing=timing, detections=detections)
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
         """The size (H, W) frames of ``height`` × ``width`` are resized to before inference."""

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from dff.runtime.backend import Backend, FeatureHandle, FrameHandle
+from dff.runtime.detections import Detections
 from dff.runtime.runtime import FrameResult
 from dff.runtime.scheduler import FixedInterval, KeyFrameScheduler
 from dff.runtime.timing import FrameTiming, Stopwatch
@@ -123,14 +124,17 @@ class MultiStreamRuntime:
         order = keys + others
         labels = backend.task_batch([feats[j] for j in order])  # lines 9 and 12
         watch.lap("task")
-        labels = [_restore(label, images[j].shape[:2]) for j, label in zip(order, backend.download_batch(labels))]
+        labels = [_to_frame(label, size, images[j].shape[:2]) for j, label in zip(order, backend.download_batch(labels))]
         watch.lap("postprocess")
         key_ms, other_ms = _shares(watch.stages_ms, len(keys), len(others))
         out = {}
         for j, label in zip(order, labels):
             state = streams[j]
             timing = FrameTiming(index=state.frames, key=j in keys, stages_ms=key_ms if j in keys else other_ms)
-            out[j] = FrameResult(labels=label, key=j in keys, timing=timing)
+            if isinstance(label, Detections):
+                out[j] = FrameResult(labels=None, key=j in keys, timing=timing, detections=label)
+            else:
+                out[j] = FrameResult(labels=label, key=j in keys, timing=timing)
             state.frames += 1
         return out
 
@@ -156,6 +160,11 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == size:
         return np.ascontiguousarray(image)
     return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _to_frame(result: np.ndarray | Detections, network: tuple[int, int], frame: tuple[int, int]) -> np.ndarray | Detections:
+    """Labels or a detection export's boxes, mapped from the network's size back onto the stream's frame."""
+    return result.rescaled(network, frame) if isinstance(result, Detections) else _restore(result, frame)
 
 
 def _restore(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -33,6 +33,7 @@ from dff.errors import ConfigError
 from dff.manifest import invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
+from dff.runtime.detections import Detections, task_outputs
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
 _PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -212,6 +213,8 @@ class OnnxRuntimeBackend(Backend):
         manifest = load_manifest(directory)
         self.sizes = manifest.sizes
         self.class_names = manifest.class_names
+        self.task_kind = manifest.task
+        self._task_outputs = task_outputs(manifest)
         # OrtValues and bound outputs live where the provider computes: host memory for the CPU.
         self._device = ("cpu", 0) if provider == "cpu" else ("cuda", device_id)
         options = ort.SessionOptions()
@@ -262,9 +265,12 @@ class OnnxRuntimeBackend(Backend):
         return self._run("warp", {names.KEY_FEAT: key_feat, names.FLOW: flow_field, names.SCALE: scale}, (names.FEAT,))[0]
 
     def task(self, feat: FeatureHandle) -> LabelHandle:
-        return self._run("task", {names.FEAT: feat}, (names.LABELS,))[0]
+        outputs = self._run("task", {names.FEAT: feat}, self._task_outputs)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
-    def download(self, labels: LabelHandle) -> np.ndarray:
+    def download(self, labels: LabelHandle) -> np.ndarray | Detections:
+        if isinstance(labels, tuple):  # a detection export's boxes, scores, classes, count
+            return Detections.from_padded(*(value.numpy()[0] for value in labels))
         return np.array(labels.numpy()[0], dtype=np.uint8)
 
     def upload_batch(self, images: Sequence[np.ndarray]) -> list[FrameHandle]:
@@ -286,9 +292,12 @@ class OnnxRuntimeBackend(Backend):
         return self._run_batch("warp", inputs, (names.FEAT,))[0]
 
     def task_batch(self, feats: Sequence[FeatureHandle]) -> list[LabelHandle]:
-        return self._run_batch("task", {names.FEAT: feats}, (names.LABELS,))[0]
+        outputs = self._run_batch("task", {names.FEAT: feats}, self._task_outputs)
+        return outputs[0] if len(outputs) == 1 else list(zip(*outputs))
 
-    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray]:
+    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray] | list[Detections]:
+        if isinstance(labels[0], tuple):  # detections: a few hundred bytes a frame, one transfer each
+            return [self.download(label) for label in labels]  # type: ignore[misc]
         # One transfer: the labels are stacked on the device first. ``stacked`` stays referenced while its
         # memory is read (on the CPU it is numpy memory, which its numpy view would not keep alive).
         stacked = labels[0] if len(labels) == 1 else self._stacking.stack(labels)

@@ -31,6 +31,7 @@ from dff.errors import ConfigError
 from dff.manifest import Dim, ModelFile, invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
+from dff.runtime.detections import Detections, task_outputs
 
 Precision = Literal["f32", "bf16", "f16"]
 _PRECISIONS: dict[str, ov.Type] = {"f32": ov.Type.f32, "bf16": ov.Type.bf16, "f16": ov.Type.f16}
@@ -121,6 +122,8 @@ class OpenVINOBackend(Backend):
         manifest = load_manifest(directory)
         self.sizes = manifest.sizes
         self.class_names = manifest.class_names
+        self.task_kind = manifest.task
+        self._returned = {**_RETURNED, "task": task_outputs(manifest)}
         self._stride = manifest.feature_stride
         core = self._core = ov.Core()
         self._device = _check_device(core, device)
@@ -184,9 +187,12 @@ class OpenVINOBackend(Backend):
         return self._at_feature_size(flow_field)["warp"].run(inputs)[0]
 
     def task(self, feat: FeatureHandle) -> LabelHandle:
-        return self._at_feature_size(feat)["task"].run({names.FEAT: feat})[0]
+        outputs = self._at_feature_size(feat)["task"].run({names.FEAT: feat})
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
-    def download(self, labels: LabelHandle) -> np.ndarray:
+    def download(self, labels: LabelHandle) -> np.ndarray | Detections:
+        if isinstance(labels, tuple):  # a detection export's boxes, scores, classes, count
+            return Detections.from_padded(*(tensor.data[0] for tensor in labels))
         return np.array(labels.data[0], dtype=np.uint8)
 
     def close(self) -> None:

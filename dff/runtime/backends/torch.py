@@ -33,6 +33,7 @@ from dff.ops.flow_statistics import flow_statistics
 from dff.ops.warp import warp
 from dff.runtime.adaptive_signals import FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
+from dff.runtime.detections import Detections
 
 #: The networks are fully convolutional: any multiple of 16 from 64 up works; the upper bound only keeps SizeRange finite.
 MAX_SIDE = 8192
@@ -104,6 +105,9 @@ class TorchBackend(Backend):
         self.network = network.to(self.device, self.dtype, memory_format=torch.channels_last).eval()
         self.normalizer = FrameNormalizer(mean=config.mean, std=config.std, layout="nhwc_bgr").to(self.device)
         self.class_names = config.names
+        self.task_kind = config.task
+        # A detector runs the very graph `dff export` writes (proposals, PS-RoI pooling, NMS), eagerly.
+        self._detector = detection_graph(self.network.task_net).to(self.device) if config.task == "detection" else None
         self.sizes = SizeRange(
             min_height=MIN_SIDE, min_width=MIN_SIDE, max_height=MAX_SIDE, max_width=MAX_SIDE, multiple=FEATURE_STRIDE
         )
@@ -124,7 +128,9 @@ class TorchBackend(Backend):
     def _warp(self, key_feat: torch.Tensor, flow: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         return warp(key_feat, flow, scale)
 
-    def _task(self, feat: torch.Tensor) -> torch.Tensor:
+    def _task(self, feat: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if self._detector is not None:
+            return self._detector(feat)
         size = (feat.shape[2] * FEATURE_STRIDE, feat.shape[3] * FEATURE_STRIDE)
         return class_ids(self.network.task_net.probabilities(feat, size)).to(torch.uint8)
 
@@ -153,7 +159,9 @@ class TorchBackend(Backend):
     def task(self, feat: FeatureHandle) -> LabelHandle:
         return self._run_task(feat)
 
-    def download(self, labels: LabelHandle) -> np.ndarray:
+    def download(self, labels: LabelHandle) -> np.ndarray | Detections:
+        if isinstance(labels, tuple):  # boxes, scores, classes, count of a detector
+            return Detections.from_padded(*(value[0].cpu().numpy() for value in labels))
         # On the CPU the array shares the tensor's memory; the tensor is this frame's alone (handles own their memory).
         return labels[0].cpu().numpy()
 
@@ -178,9 +186,14 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def task_batch(self, feats: Sequence[FeatureHandle]) -> list[LabelHandle]:
-        return list(self._run_task(_cat(feats)).split(1))
+        out = self._run_task(_cat(feats))
+        if isinstance(out, tuple):
+            return list(zip(*(value.split(1) for value in out)))
+        return list(out.split(1))
 
-    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray]:
+    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray] | list[Detections]:
+        if isinstance(labels[0], tuple):
+            return [self.download(label) for label in labels]  # type: ignore[misc]
         host = _cat(labels).cpu().numpy()  # one transfer; the rows below are copies the caller owns
         return [np.array(item) for item in host]
 
@@ -198,3 +211,10 @@ def _cat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 BACKEND = TorchBackend
+
+
+def detection_graph(task_net: torch.nn.Module) -> torch.nn.Module:
+    """The exported detection graph around ``task_net``, keeping as many boxes as the head's own cap."""
+    from dff.export.detection_graph import DetectionGraph
+
+    return DetectionGraph(task_net=task_net, max_detections=task_net.detection.max_detections).eval()
