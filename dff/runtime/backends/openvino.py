@@ -139,7 +139,6 @@ class OpenVINOBackend(Backend):
             self._config["INFERENCE_NUM_THREADS"] = threads
         files = manifest.files()
         self._files: dict[str, ModelFile] = {role: files[role] for role in _RETURNED}
-        self._returned = dict(_RETURNED)
         if any(spec.name == FLOW_STATS for spec in files["flow"].outputs):  # exports before issue 16 lack it
             self._returned["flow"] += (FLOW_STATS,)
         # Read once; each frame size compiles a reshaped clone.
