@@ -91,6 +91,11 @@ class TensorRTBackend(Backend):
     ) -> None:
         directory = Path(model)
         manifest = load_manifest(directory)
+        if manifest.task != "segmentation":  # its task stage reads labels only
+            raise EngineError(
+                f"{directory} is a {manifest.task} export, which the tensorrt backend does not run yet: use "
+                "--backend onnxruntime (provider=tensorrt for TensorRT through ONNX Runtime), openvino or torch"
+            )
         engines_dir = Path(engines) if engines is not None else directory / "engines"
         trt = import_tensorrt("the tensorrt backend")
         cudart = self._cudart = import_cudart("the tensorrt backend")
