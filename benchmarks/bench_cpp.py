@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from dff.export import ExportOptions, export_checkpoint
 from dff.manifest import load_manifest
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
 from dff.runtime.backends.openvino import static_shape
-from demo_clip import DEMO_MODEL, add_clip_arguments, synthetic_clip
+from demo_clip import add_clip_arguments, export_demo, synthetic_clip
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = REPO / "cpp" / "build" / "libdff.so"
@@ -93,8 +92,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        export = Path(tmp) / "export"
-        export_checkpoint(DEMO_MODEL, export, ExportOptions())
+        export = export_demo(Path(tmp))
         clip = [frame for frame, _ in synthetic_clip(args)]
         cpp = CppRuntime(export, args.key_interval, args.threads)
         backend = open_backend("openvino", model=export, threads=args.threads)

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dff.export import ExportOptions, export_checkpoint
 from dff.metrics import SegmentationScore
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
-from demo_clip import DEMO_MODEL, add_clip_arguments, synthetic_clip
+from demo_clip import add_clip_arguments, export_demo, synthetic_clip
 
 STAGES = ("preprocess", "feature", "flow", "warp", "task", "postprocess")
 ENGINES = {"onnxruntime": ("onnxruntime", {}), "openvino f32": ("openvino", {}), "openvino bf16": ("openvino", {"precision": "bf16"})}
@@ -30,8 +29,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        export = Path(tmp) / "export"
-        export_checkpoint(DEMO_MODEL, export, ExportOptions())
+        export = export_demo(Path(tmp))
         clip = synthetic_clip(args)
         backends = {name: open_backend(kind, model=export, threads=args.threads, **opts) for name, (kind, opts) in ENGINES.items()}
         runtimes = {name: DeepFeatureFlowRuntime(backend=b, scheduler=FixedInterval(args.key_interval)) for name, b in backends.items()}

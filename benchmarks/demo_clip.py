@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
+from dff.export import ExportOptions, export_checkpoint
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "dff" / "assets" / "demo_model.safetensors"
 
@@ -25,3 +26,10 @@ def synthetic_clip(args: argparse.Namespace, num_classes: int = 4) -> list[tuple
     config = SyntheticVideoConfig(length=args.frames, num_classes=num_classes, seed=1, height=args.height, width=args.width)
     video = SyntheticVideo(config)
     return [video.image_and_label(t) for t in range(args.frames)]
+
+
+def export_demo(directory: Path) -> Path:
+    """The shipped demo model exported (default options) to ``directory``/export."""
+    export = directory / "export"
+    export_checkpoint(DEMO_MODEL, export, ExportOptions())
+    return export

@@ -258,26 +258,10 @@ class RunOutputs:
         """Drop the unfinished outputs; their targets are left as they were."""
         if self.video is not None:
             self.video.abort()
-        if self._log is not None:
-            try:
-                self._log.close()
-            except OSError:
-                pass  # the log is being dropped; the error that led here is the one to report
-            self._log = None
-        if self._log_file is not None:
-            self._log_file.discard()
-            self._log_file = None
+        self._log, self._log_file = _drop(self._log, self._log_file)
         if self.labels is not None:
             self.labels.discard()
-        if self._detections is not None:
-            try:
-                self._detections.close()
-            except OSError:
-                pass  # the file is being dropped; the error that led here is the one to report
-            self._detections = None
-        if self._detections_file is not None:
-            self._detections_file.discard()
-            self._detections_file = None
+        self._detections, self._detections_file = _drop(self._detections, self._detections_file)
 
     def lines(self) -> list[str]:
         """Notes on the finished outputs: padding of the video, label PNGs of an earlier run removed."""
@@ -300,3 +284,15 @@ class RunOutputs:
             self.close()
         else:
             self.abort()
+
+
+def _drop(stream: TextIO | None, pending: PendingFile | None) -> tuple[None, None]:
+    """Close ``stream`` and discard its temporary file ``pending``: (None, None), for the attributes that held them."""
+    if stream is not None:
+        try:
+            stream.close()
+        except OSError:
+            pass  # the file is being dropped; the error that led here is the one to report
+    if pending is not None:
+        pending.discard()
+    return None, None
