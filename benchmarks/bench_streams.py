@@ -15,6 +15,7 @@ process, taking turns so machine load hits every variant alike:
     nice python benchmarks/bench_streams.py                      # demo model at 128x256, ONNX Runtime, 1 thread
     nice python benchmarks/bench_streams.py --checkpoint ckpt.safetensors --height 256 --width 512
     nice python benchmarks/bench_streams.py --ceiling --threads 1,2      # bare ONNX Runtime, batch 1 vs S
+    nice python benchmarks/bench_streams.py --backend onnxruntime,openvino,torch --threads 2 --streams 1,8
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def ceiling(export: Path, frames: list[np.ndarray], counts: list[int], interval:
     sessions = bare_sessions(export, threads)
     images = np.stack(frames[: max(counts)])
     feats = sessions["feature"].run(None, {"frame": images})[0]
-    flows, scales = sessions["flow"].run(None, {"key_frame": images, "frame": images[::-1].copy()})
+    flows, scales = sessions["flow"].run(["flow", "scale"], {"key_frame": images, "frame": images[::-1].copy()})
     stages = {
         "feature": lambda a, b: sessions["feature"].run(None, {"frame": images[a:b]}),
         "flow": lambda a, b: sessions["flow"].run(None, {"key_frame": images[a:b], "frame": images[::-1][a:b]}),
@@ -133,6 +134,7 @@ def main() -> int:
     parser.add_argument("--interval", "-l", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2, help="turns of batched and one-after-another per S")
     parser.add_argument("--threads", default="1", help="intra-op threads, a list runs each (e.g. 1,2)")
+    parser.add_argument("--backend", default="onnxruntime", help="onnxruntime, openvino, torch (CPU), a list runs each")
     parser.add_argument("--ceiling", action="store_true", help="only the bare ONNX Runtime ceiling: batch 1 vs batch S per stage")
     parser.add_argument("--ceiling-repeats", type=int, default=9, help="repeats of the ceiling's timings (best of them)")
     parser.add_argument("--no-flatness", action="store_true", help="skip the tick flatness runs at S = l")
@@ -148,14 +150,25 @@ def main() -> int:
                 ceiling(export, pool, counts, args.interval, threads, args.ceiling_repeats)
                 kernel_profile(export, pool, max(counts), threads, args.ceiling_repeats)
             else:
-                runtimes(export, pool, counts, args, threads)
+                for name in args.backend.split(","):
+                    runtimes(name, export, pool, counts, args, threads)
     return 0
 
 
-def runtimes(export: Path, pool: list[np.ndarray], counts: list[int], args: argparse.Namespace, threads: int) -> None:
+def cpu_backend(name: str, export: Path, checkpoint: str, threads: int):
+    """Backend ``name`` on the CPU with ``threads`` threads: the export's graphs, or the checkpoint in torch."""
+    if name == "torch":
+        import torch
+
+        torch.set_num_threads(threads)  # process-wide: torch has no per-model thread count
+        return open_backend("torch", model=checkpoint)
+    return open_backend(name, model=export, threads=threads)
+
+
+def runtimes(name: str, export: Path, pool: list[np.ndarray], counts: list[int], args: argparse.Namespace, threads: int) -> None:
     """Batched against one after another at batch 1 through the runtimes, then tick flatness at S = l."""
-    with open_backend("onnxruntime", model=export, threads=threads) as backend:
-        print(f"{args.checkpoint} at {args.height}x{args.width}, l = {args.interval}, ONNX Runtime CPU, "
+    with cpu_backend(name, export, args.checkpoint, threads) as backend:
+        print(f"{args.checkpoint} at {args.height}x{args.width}, l = {args.interval}, {name} CPU, "
               f"{threads} thread(s), {args.frames} frames per stream, {args.repeats} repeats")
         print(HEADER)
         for row in measure_streams(backend, pool, counts, frames=args.frames, interval=args.interval, repeats=args.repeats):
