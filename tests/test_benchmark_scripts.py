@@ -1,0 +1,35 @@
+"""The benchmark scripts run: a script that rots (an export gained outputs, an API moved) fails here, not in a
+user's hands. Tiny frames and one repeat, so each takes seconds; the figures themselves are the scripts' business."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_script(name: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_bench_streams_ceiling_prints_each_stage_and_the_mix():
+    out = run_script("bench_streams.py", "--ceiling", "--streams", "2", "--ceiling-repeats", "1", "--height", "64", "--width", "96")
+    line = next(text for text in out.splitlines() if text.strip().startswith("S =  2"))
+    for stage in ("feature", "flow", "warp", "task"):
+        assert re.search(rf"{stage} \d+\.\d+/\d+\.\d+ \(\d+\.\d+x\)", line), line
+    assert re.search(r"l = 5 mix \d+\.\d+x", line)
+    assert "kernel profile of flow.onnx" in out
+
+
+def test_bench_streams_compares_backends_with_labels_equal_to_alone():
+    out = run_script("bench_streams.py", "--backend", "onnxruntime,openvino", "--streams", "1,2", "--frames", "6",
+                     "--repeats", "1", "--no-flatness", "--height", "64", "--width", "96")
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+[12]\s+\d", line)]
+    assert [row[0] for row in rows] == ["1", "2", "1", "2"]  # S = 1, 2 on each backend
+    assert all(float(row[-1]) == 1.0 for row in rows)  # every stream's labels equal its own run alone
+    assert "onnxruntime CPU" in out and "openvino CPU" in out
