@@ -130,15 +130,6 @@ def test_dff_run_writes_detections_and_refuses_labels_of_a_detector(exported, tm
     assert not (tmp_path / "labels").exists()
 
 
-def test_the_tensorrt_backend_refuses_a_detection_export_in_one_line(exported, capsys):
-    from dff.cli import main
-
-    _, out = exported
-    assert main(["run", str(out), str(VIDEO), "--backend", "tensorrt", "--no-progress"]) != 0
-    err = capsys.readouterr().err
-    assert "is a detection export, which the tensorrt backend does not run yet" in err and "Traceback" not in err
-
-
 def _frames(count: int, size: tuple[int, int]) -> list[np.ndarray]:
     import cv2
 

@@ -419,6 +419,49 @@ class TestBatches:
 
 
 @needs_gpu
+class TestDetection:
+    """A detection export: its task engine's four padded outputs become Detections, one stream and a batch of three."""
+
+    def test_detections_match_onnxruntime_alone_and_batched(
+        self, tmp_path: Path, frames: list[np.ndarray], shared_engines: Path
+    ) -> None:
+        from dff.export import ExportOptions, export_checkpoint
+        from dff.export.detection_check import MIN_IOU, match_detections
+        from dff.runtime import MultiStreamRuntime, phased_schedulers
+        from test_detection_export import MAX_DETECTIONS, _detector
+
+        export, engines = tmp_path / "detector", shared_engines / "detection-batch4"
+        export_checkpoint(_detector(tmp_path), export, ExportOptions(min_size=EVEN_SIZE, max_size=EVEN_SIZE, max_detections=MAX_DETECTIONS))
+        build(export, engines, max_batch=4)
+        images = resized(frames, EVEN_SIZE)
+
+        def run(backend_name: str, **options: object) -> list:
+            with open_backend(backend_name, model=export, **options) as backend:
+                runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(4))
+                found = [runtime(image).detections for image in images]
+                together = MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(3, 4))
+                batched = [together({j: image for j in range(3)}) for image in images]
+                if backend_name == "tensorrt":
+                    stats = backend.graph_stats()
+                    assert stats["task"].captures == 0 and stats["flow"].captures > 0  # NMS runs plainly, F in graphs
+            return found, batched
+
+        reference, _ = run("onnxruntime")
+        found, batched = run("tensorrt", engines=engines, cuda_graph=True)
+        assert any(len(d) for d in reference), "the detector finds nothing: the comparison would be empty"
+
+        def padded(d) -> dict[str, np.ndarray]:
+            return {names.BOXES: d.boxes[None], names.DETECTION_SCORES: d.scores[None], names.CLASSES: d.classes[None],
+                    names.COUNT: np.array([len(d)])}
+
+        for i, expected in enumerate(reference):
+            # Stream 0 of the staggered batch has phase 0, the key frames of FixedInterval(4) alone.
+            for got in (found[i], batched[i][0].detections):
+                iou_gap, score_gap, unmatched, count_gap = match_detections(padded(expected), padded(got))
+                assert iou_gap <= 1 - MIN_IOU and score_gap <= 1e-2 and unmatched == 0 and count_gap == 0, (i, iou_gap, score_gap)
+
+
+@needs_gpu
 class TestAlgorithm1:
     @pytest.mark.parametrize("dtype", ["float32", "float16"])
     def test_plugin_labels_match_onnxruntime(

@@ -12,7 +12,7 @@
   its own (:mod:`dff.engines.runner`); the warp is one or three kernels, so a graph would save less
   than copying its feature-sized inputs into a graph's buffers costs, and it runs plainly.
   ``graph_stats()`` says what was captured and replayed; a failed capture warns and that shape
-  runs plainly.
+  runs plainly. A detection export's task engine always runs plainly (its NMS has data-dependent shapes).
 * Batches (``*_batch``, for :mod:`dff.runtime.streams`): per-frame handles are stacked on the
   device (no copy where they already are consecutive views of one batch), run as one engine call of
   batch N (engines built with ``dff build --max-batch``; ``max_batch`` is the smallest engine's), and
@@ -50,6 +50,7 @@ from dff.errors import InputSizeError
 from dff.manifest import SizeRange, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
+from dff.runtime.detections import Detections, task_outputs
 
 #: Engines run as CUDA graphs with ``cuda_graph=True``: the networks of the non-key path (Algorithm 1, lines 11-12).
 GRAPH_ROLES = ("flow", "task")
@@ -91,11 +92,8 @@ class TensorRTBackend(Backend):
     ) -> None:
         directory = Path(model)
         manifest = load_manifest(directory)
-        if manifest.task != "segmentation":  # its task stage reads labels only
-            raise EngineError(
-                f"{directory} is a {manifest.task} export, which the tensorrt backend does not run yet: use "
-                "--backend onnxruntime (provider=tensorrt for TensorRT through ONNX Runtime), openvino or torch"
-            )
+        self.task_kind = manifest.task
+        self._task_outputs = task_outputs(manifest)
         engines_dir = Path(engines) if engines is not None else directory / "engines"
         trt = import_tensorrt("the tensorrt backend")
         cudart = self._cudart = import_cudart("the tensorrt backend")
@@ -145,7 +143,8 @@ class TensorRTBackend(Backend):
                     stream=stream,
                     pool=self._pool,
                     lock=self._lock,
-                    cuda_graph=cuda_graph and role in GRAPH_ROLES,
+                    # A detection task engine holds NMS, whose data-dependent shapes TensorRT cannot capture.
+                    cuda_graph=cuda_graph and role in GRAPH_ROLES and not (role == "task" and self.task_kind == "detection"),
                 )
         except BaseException:
             self.close()
@@ -200,10 +199,14 @@ class TensorRTBackend(Backend):
         return self._runners["warp"].run(inputs, (names.FEAT,))[names.FEAT]
 
     def task(self, feat: FeatureHandle) -> LabelHandle:
-        # Only the labels are wanted: with graphs, scores and probs are not even copied out.
-        return self._runners["task"].run({names.FEAT: feat}, (names.LABELS,))[names.LABELS]
+        # Only the labels (or a detection export's four padded outputs) are wanted: with graphs, scores and probs
+        # are not even copied out.
+        out = self._runners["task"].run({names.FEAT: feat}, self._task_outputs)
+        return out[names.LABELS] if len(self._task_outputs) == 1 else tuple(out[n] for n in self._task_outputs)
 
-    def download(self, labels: LabelHandle) -> np.ndarray:
+    def download(self, labels: LabelHandle) -> np.ndarray | Detections:
+        if isinstance(labels, tuple):  # boxes, scores, classes, count: a few hundred bytes a frame
+            return Detections.from_padded(*(self.to_host(value)[0] for value in labels))
         return self.to_host(labels)[0]
 
     # Batches: one engine call per stage for the frames of many streams.
@@ -252,9 +255,14 @@ class TensorRTBackend(Backend):
         return split(self._runners["warp"].run(inputs, (names.FEAT,))[names.FEAT])
 
     def task_batch(self, feats: Sequence[FeatureHandle]) -> list[LabelHandle]:
-        return split(self._runners["task"].run({names.FEAT: self._stack(feats)}, (names.LABELS,))[names.LABELS])
+        out = self._runners["task"].run({names.FEAT: self._stack(feats)}, self._task_outputs)
+        if len(self._task_outputs) == 1:
+            return split(out[names.LABELS])
+        return list(zip(*(split(out[name]) for name in self._task_outputs)))
 
-    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray]:
+    def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray] | list[Detections]:
+        if isinstance(labels[0], tuple):
+            return [self.download(label) for label in labels]
         host = self.to_host(self._stack(labels))
         return [host[index] for index in range(host.shape[0])]
 
