@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CI for cpp/ (no GPU needed): install the Debian packages it needs when missing (as root), export the demo model,
-# then configure, build and ctest libdff twice: Release (cpp/build: library, example app, tests) and under
+# CI for cpp/ (no GPU needed): install the Debian packages it needs when missing (as root), export the demo model
+# (segmentation) and a `dff init` detector (detection), then configure, build and ctest libdff twice: Release (cpp/build: library, example app, tests) and under
 # AddressSanitizer + UndefinedBehaviorSanitizer (cpp/build/asan: library and the bad-input tests); finally
 # `cmake --install` it and build and run a consumer project that does find_package(dff) (cpp/tests/consumer).
 # The Python parity test (tests/test_cpp.py) runs in `make test`'s pytest; plain `ctest` in cpp/build runs it too.
@@ -37,24 +37,37 @@ openvino_cmake="$("$python" -c 'import openvino, os; print(os.path.join(os.path.
 tools=()
 command -v ninja > /dev/null && tools+=(-G Ninja)
 command -v ccache > /dev/null && tools+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-common=("${tools[@]}" -DOpenVINO_DIR="$openvino_cmake" -DDFF_BUILD_TESTS=ON -DDFF_TEST_EXPORT="$build/demo-export")
+common=("${tools[@]}" -DOpenVINO_DIR="$openvino_cmake" -DDFF_BUILD_TESTS=ON -DDFF_TEST_EXPORT="$build/demo-export"
+  -DDFF_TEST_DETECTION_EXPORT="$build/detection-export")
 
 mkdir -p "$build"
 model="$repo/dff/assets/demo_model.safetensors"
 # Exported again when the model or the exporter changed since.
-if [[ ! -f "$build/demo-export/manifest.json" || "$model" -nt "$build/demo-export/manifest.json" ||
-  -n "$(find "$repo/dff/export" "$repo/dff/manifest.py" -newer "$build/demo-export/manifest.json" -print -quit)" ]]; then
+stale() {  # export folder, checkpoint
+  [[ ! -f "$1/manifest.json" || "$2" -nt "$1/manifest.json" ||
+    -n "$(find "$repo/dff/export" "$repo/dff/manifest.py" -newer "$1/manifest.json" -print -quit)" ]]
+}
+if stale "$build/demo-export" "$model"; then
   "$python" -m dff.cli export "$model" --out "$build/demo-export" > "$build/export.log" 2>&1 || { cat "$build/export.log"; exit 1; }
+fi
+# A randomly initialised tiny R-FCN: real boxes through every stage, in seconds.
+detector="$build/detector.safetensors"
+if [[ ! -f "$detector" ]]; then
+  "$python" -m dff.cli init --task detection --feature tiny --flow tiny --num-classes 4 --out "$detector" \
+    > "$build/init.log" 2>&1 || { cat "$build/init.log"; exit 1; }
+fi
+if stale "$build/detection-export" "$detector"; then
+  "$python" -m dff.cli export "$detector" --out "$build/detection-export" --max-size 256x256 --max-detections 12 \
+    > "$build/export-detection.log" 2>&1 || { cat "$build/export-detection.log"; exit 1; }
 fi
 
 configure_and_build() {  # folder, extra cmake arguments...
   local folder="$1"
   mkdir -p "$folder"
   shift
-  if [[ ! -f "$folder/CMakeCache.txt" ]]; then
-    cmake -S "$here" -B "$folder" "${common[@]}" "$@" > "$folder/configure.log" 2>&1 || { cat "$folder/configure.log"; exit 1; }
-    grep -E '^-- dff:' "$folder/configure.log" || true
-  fi
+  # Configured every time (seconds when cached), so that a folder from an older ci.sh gets the options added since.
+  cmake -S "$here" -B "$folder" "${common[@]}" "$@" > "$folder/configure.log" 2>&1 || { cat "$folder/configure.log"; exit 1; }
+  grep -E '^-- dff:' "$folder/configure.log" || true
   nice cmake --build "$folder" -j "$jobs" > "$folder/build.log" 2>&1 || { cat "$folder/build.log"; exit 1; }
 }
 
@@ -75,4 +88,7 @@ nice cmake --build "$build/consumer" -j "$jobs" > "$build/consumer.build.log" 2>
 "$build/installed/bin/dff_video" "$build/demo-export" "$repo/../shared/data/camvid_0016E5/images" -l 5 --max-frames 6 \
   --labels-dir "$build/consumer/labels" --overlay "$build/consumer/overlay.mp4" --summary "$build/consumer/summary.json"
 "$build/consumer/embed" "$build/demo-export" "$build/consumer/overlay.mp4"
+"$build/installed/bin/dff_video" "$build/detection-export" "$repo/../shared/data/videos/vtest.avi" -l 5 --max-frames 6 \
+  --detections "$build/consumer/detections.jsonl" --overlay "$build/consumer/detections.mp4"
+"$build/consumer/embed" "$build/detection-export" "$build/consumer/detections.mp4"
 echo "built cpp/build/libdff.so, cpp/build/dff_video; installed to cpp/build/installed"

@@ -1,8 +1,9 @@
-// dff_video: a video file or a folder of frames through the C++ runtime; label PNGs, an overlay video and a
-// timing summary out. The C++ counterpart of `dff run`, and the example of embedding libdff.
+// dff_video: a video file or a folder of frames through the C++ runtime; label PNGs (a segmentation export) or
+// detections as JSON lines (a detection export), an overlay video and a timing summary out. The C++ counterpart
+// of `dff run`, and the example of embedding libdff.
 //
 //   dff_video EXPORT_DIR INPUT [--backend openvino] [-l 10] [-O KEY=VALUE]... [--labels-dir DIR]
-//             [--overlay OUT.mp4] [--summary OUT.json] [--warmup] [--max-frames N]
+//             [--detections OUT.jsonl] [--overlay OUT.mp4] [--summary OUT.json] [--warmup] [--max-frames N]
 //
 // Every file is written to a temporary name and renamed when complete; Ctrl-C or SIGTERM removes the unfinished
 // ones and keeps those already written (exit 130 / 143).
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -42,13 +44,13 @@ struct Arguments {
   int interval = 10;
   long long max_frames = -1;  // all
   dff::Options options;
-  std::optional<fs::path> labels_dir, overlay, summary;
+  std::optional<fs::path> labels_dir, detections, overlay, summary;
   bool warmup = false;
 };
 
 constexpr const char* kUsage =
     "usage: dff_video EXPORT_DIR INPUT [--backend openvino] [-l N] [-O KEY=VALUE]... [--labels-dir DIR]\n"
-    "                 [--overlay OUT.mp4] [--summary OUT.json] [--warmup] [--max-frames N]\n";
+    "                 [--detections OUT.jsonl] [--overlay OUT.mp4] [--summary OUT.json] [--warmup] [--max-frames N]\n";
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << kUsage << "dff_video: error: " << problem << "\n";
@@ -87,6 +89,8 @@ Arguments parse(int argc, char** argv) {
       args.options[option.substr(0, equals)] = option.substr(equals + 1);
     } else if (arg == "--labels-dir") {
       args.labels_dir = value();
+    } else if (arg == "--detections") {
+      args.detections = value();
     } else if (arg == "--overlay") {
       args.overlay = value();
     } else if (arg == "--summary") {
@@ -227,6 +231,42 @@ cv::Mat palette(int num_classes) {
   return bgr;
 }
 
+//! `image` with each box in its class colour, labelled "name score" (dff/runtime/detection_overlay.py).
+cv::Mat draw_detections(const cv::Mat& image, const std::vector<dff::Detection>& detections,
+                        const std::vector<std::string>& class_names, const cv::Mat& colours) {
+  cv::Mat out = image.clone();
+  auto pixel = [](float v) { return static_cast<int>(std::nearbyint(v)); };  // Python's round: halves to even
+  for (const dff::Detection& d : detections) {
+    const cv::Vec3b c = colours.at<cv::Vec3b>(((d.class_id % 256) + 256) % 256);
+    const cv::Scalar colour(c[0], c[1], c[2]);
+    const cv::Point top_left(pixel(d.x1), pixel(d.y1)), bottom_right(pixel(d.x2), pixel(d.y2));
+    cv::rectangle(out, top_left, bottom_right, colour, 2);
+    const bool named = d.class_id >= 0 && static_cast<std::size_t>(d.class_id) < class_names.size();
+    char score[16];
+    std::snprintf(score, sizeof score, " %.2f", d.score);
+    const std::string name = named ? class_names[d.class_id] : "class" + std::to_string(d.class_id);
+    cv::putText(out, name + score, cv::Point(top_left.x, std::max(top_left.y - 3, 10)), cv::FONT_HERSHEY_SIMPLEX, 0.4,
+                colour, 1);
+  }
+  return out;
+}
+
+//! One frame's JSON line as `dff run --detections` writes it (Detections.to_json): boxes rounded to 0.01 pixel,
+//! scores to 1e-5, as numpy rounds (scaled, rounded half to even, scaled back).
+std::string detections_line(const dff::FrameResult& result) {
+  auto round_to = [](float value, double scale) { return std::nearbyint(static_cast<double>(value) * scale) / scale; };
+  nlohmann::ordered_json boxes = nlohmann::ordered_json::array(), scores = nlohmann::ordered_json::array(),
+                         classes = nlohmann::ordered_json::array();
+  for (const dff::Detection& d : result.detections) {
+    boxes.push_back({round_to(d.x1, 1e2), round_to(d.y1, 1e2), round_to(d.x2, 1e2), round_to(d.y2, 1e2)});
+    scores.push_back(round_to(d.score, 1e5));
+    classes.push_back(d.class_id);
+  }
+  const nlohmann::ordered_json line = {
+      {"frame", result.index}, {"key", result.key}, {"boxes", boxes}, {"scores", scores}, {"classes", classes}};
+  return line.dump();
+}
+
 cv::Mat overlay(const cv::Mat& image, const cv::Mat& labels, const cv::Mat& colours) {
   cv::Mat painted(image.size(), CV_8UC3);
   for (int y = 0; y < labels.rows; ++y) {
@@ -259,20 +299,35 @@ int run(const Arguments& args) {
   auto backend = dff::open_backend(args.backend, args.export_dir, args.options);
   dff::Runtime runtime(backend, std::make_unique<dff::FixedInterval>(args.interval));
   FrameSource source(args.input);
+  const bool detection = backend->task_kind() == dff::TaskKind::detection;
+  if (detection && args.labels_dir) {
+    throw AppError(args.export_dir + " is a detection export: it gives boxes, not per-pixel labels for --labels-dir; "
+                   "use --detections FILE (and --overlay for the overlay)");
+  }
+  if (!detection && args.detections) {
+    throw AppError(args.export_dir + " is a segmentation export: it gives per-pixel labels, not boxes for --detections; "
+                   "use --labels-dir, or export a detection checkpoint (`dff init --task detection`)");
+  }
   if (args.labels_dir && !fs::is_directory(*args.labels_dir)) {
     std::error_code error;
     fs::create_directories(*args.labels_dir, error);
     if (error) throw AppError("cannot create the labels folder " + args.labels_dir->string() + ": " + error.message());
   }
   // Output folders are checked before the first frame, not after minutes of work.
-  for (const auto& file : {args.overlay, args.summary}) {
+  for (const auto& file : {args.detections, args.overlay, args.summary}) {
     const fs::path folder = file ? fs::absolute(*file).parent_path() : fs::path();
     if (file && !fs::is_directory(folder)) {
       throw AppError("cannot write " + file->string() + ": folder " + folder.string() + " does not exist");
     }
   }
   const cv::Mat colours = palette(static_cast<int>(backend->class_names().size()));
-  std::optional<AtomicFile> overlay_file;
+  std::optional<AtomicFile> overlay_file, detections_file;
+  std::ofstream detections_out;
+  if (args.detections) {
+    detections_file.emplace(*args.detections);
+    detections_out.open(detections_file->temporary());
+    if (!detections_out) throw AppError("cannot write " + args.detections->string() + " (no permission?)");
+  }
   cv::VideoWriter writer;
   Totals all, key, non_key;
   nlohmann::json per_frame = nlohmann::json::array();
@@ -284,6 +339,10 @@ int run(const Arguments& args) {
     (result.key ? key : non_key).add(result.timing);
     const cv::Mat labels(result.labels.height, result.labels.width, CV_8UC1,
                          const_cast<std::uint8_t*>(result.labels.data.data()));
+    if (detections_out.is_open()) {
+      detections_out << detections_line(result) << "\n";
+      if (!detections_out) throw AppError("cannot write " + args.detections->string() + " (disk full?)");
+    }
     if (args.labels_dir) {
       char name[32];
       std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(result.index));
@@ -297,12 +356,14 @@ int run(const Arguments& args) {
           throw AppError("cannot write the overlay video " + args.overlay->string() + " (no mp4v encoder or no permission?)");
         }
       }
-      writer.write(overlay(image, labels, colours));
+      writer.write(detection ? draw_detections(image, result.detections, backend->class_names(), colours)
+                             : overlay(image, labels, colours));
     }
     const dff::StageTimes& t = result.timing;
     per_frame.push_back({{"index", result.index}, {"key", result.key}, {"preprocess_ms", t.preprocess},
                          {"feature_ms", t.feature}, {"flow_ms", t.flow}, {"warp_ms", t.warp}, {"task_ms", t.task},
                          {"postprocess_ms", t.postprocess}});
+    if (detection) per_frame.back()["detections"] = result.detections.size();
   }
   if (stop_signal) {
     std::cerr << "dff_video: interrupted after " << all.frames << " frames; unfinished files removed\n";
@@ -311,6 +372,11 @@ int run(const Arguments& args) {
   if (overlay_file) {
     writer.release();
     overlay_file->commit();
+  }
+  if (detections_file) {
+    detections_out.close();
+    if (!detections_out) throw AppError("cannot write " + args.detections->string() + " (disk full or no permission?)");
+    detections_file->commit();
   }
   const double mean_ms = all.ms / std::max(all.frames, 1);
   const nlohmann::json summary = {{"frames", all.frames},     {"key_interval", args.interval},

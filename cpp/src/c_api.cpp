@@ -5,6 +5,7 @@
 #include <new>
 #include <string>
 
+#include "detections.hpp"
 #include "dff/dff.hpp"
 
 struct dff_backend {
@@ -120,6 +121,22 @@ dff_status dff_backend_class_name(const dff_backend* backend, int index, const c
   });
 }
 
+dff_status dff_backend_task(const dff_backend* backend, dff_task* task) {
+  return guarded([&] {
+    require(backend, "dff_backend_task", "backend");
+    require(task, "dff_backend_task", "task");
+    *task = backend->backend->task_kind() == dff::TaskKind::detection ? DFF_TASK_DETECTION : DFF_TASK_SEGMENTATION;
+  });
+}
+
+dff_status dff_backend_max_detections(const dff_backend* backend, int* max_detections) {
+  return guarded([&] {
+    require(backend, "dff_backend_max_detections", "backend");
+    require(max_detections, "dff_backend_max_detections", "max_detections");
+    *max_detections = backend->backend->max_detections();
+  });
+}
+
 void dff_backend_close(dff_backend* backend) { delete backend; }
 
 dff_status dff_runtime_create(dff_backend* backend, int key_interval, dff_runtime** runtime) {
@@ -156,6 +173,10 @@ dff_status dff_runtime_process(dff_runtime* runtime, const uint8_t* bgr, int hei
     require(runtime, "dff_runtime_process", "runtime");
     require(bgr, "dff_runtime_process", "bgr");
     require(labels, "dff_runtime_process", "labels");
+    const dff::TaskKind kind = runtime->runtime.backend().task_kind();
+    if (kind != dff::TaskKind::segmentation) {
+      throw dff::detail::wrong_task("dff_runtime_process", kind, "call dff_runtime_process_detections");
+    }
     if (width > 0 && labels_stride < static_cast<size_t>(width)) {
       throw dff::InvalidArgument("dff_runtime_process: labels_stride " + std::to_string(labels_stride) +
                                  " is shorter than a row of " + std::to_string(width) + " labels");
@@ -165,6 +186,39 @@ dff_status dff_runtime_process(dff_runtime* runtime, const uint8_t* bgr, int hei
       std::memcpy(labels + static_cast<size_t>(y) * labels_stride,
                   result.labels.data.data() + static_cast<size_t>(y) * width, static_cast<size_t>(width));
     }
+    if (is_key != nullptr) *is_key = result.key ? 1 : 0;
+    if (milliseconds != nullptr) *milliseconds = result.timing.total();
+  });
+}
+
+dff_status dff_runtime_process_detections(dff_runtime* runtime, const uint8_t* bgr, int height, int width,
+                                          size_t stride, dff_detection* detections, size_t capacity, size_t* count,
+                                          int* is_key, double* milliseconds) {
+  return guarded([&] {
+    require(runtime, "dff_runtime_process_detections", "runtime");
+    require(bgr, "dff_runtime_process_detections", "bgr");
+    require(detections, "dff_runtime_process_detections", "detections");
+    require(count, "dff_runtime_process_detections", "count");
+    const dff::Backend& backend = runtime->runtime.backend();
+    if (backend.task_kind() != dff::TaskKind::detection) {
+      throw dff::detail::wrong_task("dff_runtime_process_detections", backend.task_kind(), "call dff_runtime_process");
+    }
+    const size_t needed = static_cast<size_t>(backend.max_detections());
+    if (capacity < needed) {
+      throw dff::InvalidArgument("dff_runtime_process_detections: capacity " + std::to_string(capacity) +
+                                 " is less than this export's maximum of " + std::to_string(needed) +
+                                 " detections per frame; give a buffer of dff_backend_max_detections entries");
+    }
+    const dff::FrameResult result = runtime->runtime({bgr, height, width, stride});
+    if (result.detections.size() > capacity) {  // a backend whose task network outgrew its manifest
+      throw dff::BackendError("dff_runtime_process_detections: the frame has " + std::to_string(result.detections.size()) +
+                              " detections, more than the export's maximum of " + std::to_string(needed));
+    }
+    for (size_t i = 0; i < result.detections.size(); ++i) {
+      const dff::Detection& d = result.detections[i];
+      detections[i] = {d.x1, d.y1, d.x2, d.y2, d.score, d.class_id};
+    }
+    *count = result.detections.size();
     if (is_key != nullptr) *is_key = result.key ? 1 : 0;
     if (milliseconds != nullptr) *milliseconds = result.timing.total();
   });

@@ -3,6 +3,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <fstream>
 #include <memory>
@@ -44,7 +45,34 @@ ModelFile model_file(const json& entry) {
           tensors(entry.at("outputs"))};
 }
 
-Manifest parse(const json& root, const fs::path& directory) {
+//! model.task (exports before detection have none: segmentation) and, for a detection export, its padded rows.
+void read_task(const json& root, Manifest& manifest, const std::string& where) {
+  const std::string task = root.at("model").value("task", "segmentation");
+  if (task == "detection") {
+    manifest.task_kind = TaskKind::detection;
+  } else if (task != "segmentation") {
+    throw ExportError(where + " has task '" + task + "', this dff runs 'segmentation' and 'detection' exports: run "
+                      "`dff export` again with this dff");
+  }
+  if (manifest.task_kind != TaskKind::detection) return;
+  const std::vector<TensorSpec>& outputs = manifest.task.outputs;
+  for (const std::string& name : kDetectionOutputs) {
+    if (std::none_of(outputs.begin(), outputs.end(), [&](const TensorSpec& spec) { return spec.name == name; })) {
+      throw ExportError(where + " is a detection export whose task model has no output '" + name +
+                        "': run `dff export` again");
+    }
+  }
+  const TensorSpec& boxes =
+      *std::find_if(outputs.begin(), outputs.end(), [](const TensorSpec& spec) { return spec.name == kDetectionOutputs[0]; });
+  const std::string rows = boxes.shape.size() == 3 ? boxes.shape[1] : "";
+  if (rows.empty() || rows.find_first_not_of("0123456789") != std::string::npos || std::stoi(rows) < 1) {
+    throw ExportError(where + " gives the detection boxes a shape other than (N, M, 4) with a fixed M: run `dff "
+                      "export` again");
+  }
+  manifest.max_detections = std::stoi(rows);
+}
+
+Manifest parse(const json& root, const fs::path& directory, const std::string& where) {
   Manifest manifest;
   manifest.directory = directory;
   manifest.dtype = root.at("dtype").get<std::string>();
@@ -60,6 +88,7 @@ Manifest parse(const json& root, const fs::path& directory) {
   manifest.task = model_file(models.at("task"));
   manifest.warp = model_file(models.at("warp"));
   manifest.warp_plugin = model_file(models.at("warp_plugin"));
+  read_task(root, manifest, where);
   return manifest;
 }
 
@@ -113,7 +142,7 @@ Manifest load_manifest(const fs::path& directory, bool verify) {
       throw ExportError(where + " has format '" + format + "', this dff reads '" + kFormat +
                         "': run `dff export` again");
     }
-    manifest = parse(root, directory);
+    manifest = parse(root, directory, where);
   } catch (const json::exception& error) {
     throw ExportError(where + " is corrupt: " + error.what() + "; run `dff export` again");
   }

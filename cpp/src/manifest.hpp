@@ -10,6 +10,9 @@
 
 namespace dff::detail {
 
+//! A detection export's task outputs, in the order backends hand them back (dff/manifest.py's names).
+inline const std::vector<std::string> kDetectionOutputs = {"boxes", "detection_scores", "classes", "count"};
+
 //! One tensor of a model; a dimension is a number or a name ("N", "H", "W", "H/16", "W/16").
 struct TensorSpec {
   std::string name;
@@ -29,6 +32,8 @@ struct Manifest {
   std::string dtype;
   int feature_stride = 16;
   std::vector<std::string> class_names;
+  TaskKind task_kind = TaskKind::segmentation;  //!< model.task
+  int max_detections = 0;                       //!< a detection export's padded rows (its boxes' second dimension)
   SizeRange sizes;
   ModelFile feature, flow, task, warp, warp_plugin;
 

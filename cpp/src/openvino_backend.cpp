@@ -6,7 +6,9 @@
 //   CPU plugin otherwise computes in bf16 on CPUs with native bf16 and its labels then differ;
 // * tensors stay in OpenVINO's memory: each output is an ov::Tensor set on the request, taken from those no
 //   handle refers to any more (or allocated), so a handle the caller keeps (key frame, key features) is never
-//   overwritten.
+//   overwritten;
+// * a detection export's task network hands back its four padded outputs (boxes, scores, classes, count) in one
+//   handle; download_detections() reads the first `count` rows.
 #include <openvino/openvino.hpp>
 
 #include <cstring>
@@ -14,6 +16,7 @@
 #include <mutex>
 
 #include "backends.hpp"
+#include "detections.hpp"
 #include "frames.hpp"
 #include "manifest.hpp"
 
@@ -21,7 +24,8 @@ namespace dff::detail {
 namespace {
 
 const std::vector<std::string> kRoles = {"feature", "flow", "warp", "task"};
-//! The outputs each network's handle carries; the task graph's scores and probs stay in the request.
+//! The outputs each network's handle carries; the task graph's scores and probs stay in the request. A detection
+//! export's task network returns kDetectionOutputs instead of the labels.
 const std::map<std::string, std::vector<std::string>> kReturned = {
     {"feature", {"feat"}}, {"flow", {"flow", "scale"}}, {"warp", {"feat"}}, {"task", {"labels"}}};
 const std::vector<std::string> kVirtualDevices = {"AUTO", "MULTI", "HETERO", "BATCH"};
@@ -36,6 +40,16 @@ struct Flow final : Handle {
   Flow(TensorPtr f, TensorPtr s) : flow(std::move(f)), scale(std::move(s)) {}
   TensorPtr flow, scale;
 };
+
+//! A detection export's task outputs, in kDetectionOutputs' order: boxes, scores, classes, count.
+struct PaddedDetections final : Handle {
+  explicit PaddedDetections(std::vector<TensorPtr> t) : outputs(std::move(t)) {}
+  std::vector<TensorPtr> outputs;
+};
+
+//! The element type each detection output must have (dff.export.detection_graph writes them so).
+const std::vector<ov::element::Type> kDetectionTypes = {ov::element::f32, ov::element::f32, ov::element::i32,
+                                                        ov::element::i32};
 
 //! Tensors of one type and shape, handed out again once no handle refers to them: a request then writes into
 //! memory it has seen before (fewer allocations, no rebinding), and a kept handle (key frame, key features) is
@@ -103,7 +117,8 @@ std::string check_device(ov::Core& core, const std::string& device) {
 class OpenVINOBackend final : public Backend {
  public:
   OpenVINOBackend(const std::string& export_dir, const Options& options)
-      : manifest_(load_manifest(export_dir)) {
+      : manifest_(load_manifest(export_dir)), returned_(kReturned) {
+    if (manifest_.task_kind == TaskKind::detection) returned_["task"] = kDetectionOutputs;
     const OptionReader reader("openvino", options, {"device", "precision", "threads"});
     device_ = check_device(core_, reader.text("device", "CPU"));
     const std::string precision = reader.choice("precision", "f32", {"f32", "bf16", "f16"});
@@ -126,6 +141,8 @@ class OpenVINOBackend final : public Backend {
 
   const SizeRange& sizes() const override { return manifest_.sizes; }
   const std::vector<std::string>& class_names() const override { return manifest_.class_names; }
+  TaskKind task_kind() const override { return manifest_.task_kind; }
+  int max_detections() const override { return manifest_.max_detections; }
 
   HandlePtr upload(const ImageView& image) override {
     check_image(image, "upload(image)");
@@ -169,16 +186,32 @@ class OpenVINOBackend final : public Backend {
   HandlePtr task(const HandlePtr& feat) override {
     const ov::Tensor& features = handle_as<Tensor>(feat, "task(feat)").tensor;
     std::lock_guard<std::mutex> lock(mutex_);
-    return at_feature_size(features).at("task").run({{"feat", &features}})[0];
+    std::vector<TensorPtr> outputs = at_feature_size(features).at("task").run({{"feat", &features}});
+    if (manifest_.task_kind == TaskKind::detection) return std::make_shared<PaddedDetections>(std::move(outputs));
+    return outputs[0];
   }
 
   Labels download(const HandlePtr& labels) override {
+    if (manifest_.task_kind == TaskKind::detection) {
+      throw wrong_task("download(labels)", manifest_.task_kind, "call download_detections()");
+    }
     const ov::Tensor& tensor = handle_as<Tensor>(labels, "download(labels)").tensor;
     const ov::Shape shape = tensor.get_shape();
     Labels host{static_cast<int>(shape[1]), static_cast<int>(shape[2]), {}};
     const auto* data = static_cast<const std::uint8_t*>(tensor.data());
     host.data.assign(data, data + tensor.get_byte_size());
     return host;
+  }
+
+  std::vector<Detection> download_detections(const HandlePtr& detections) override {
+    if (manifest_.task_kind != TaskKind::detection) {
+      throw wrong_task("download_detections(detections)", manifest_.task_kind, "call download()");
+    }
+    const auto& padded = handle_as<PaddedDetections>(detections, "download_detections(detections)").outputs;
+    const ov::Tensor& boxes = padded[0]->tensor;
+    return from_padded(boxes.data<const float>(), padded[1]->tensor.data<const float>(),
+                       padded[2]->tensor.data<const std::int32_t>(), padded[3]->tensor.data<const std::int32_t>()[0],
+                       static_cast<int>(boxes.get_shape()[1]));
   }
 
  private:
@@ -212,14 +245,22 @@ class OpenVINOBackend final : public Backend {
     model->reshape(shapes);
     ov::CompiledModel compiled = core_.compile_model(model, device_, config_);
     Network network{compiled.create_infer_request(), {}};
-    for (const std::string& name : kReturned.at(role)) {
+    const std::vector<std::string>& returned = returned_.at(role);
+    for (std::size_t i = 0; i < returned.size(); ++i) {
+      const std::string& name = returned[i];
       const ov::Output<const ov::Node> output = compiled.output(name);
+      if (role == "task" && manifest_.task_kind == TaskKind::detection && output.get_element_type() != kDetectionTypes[i]) {
+        throw ExportError(manifest_.path(manifest_.task).string() + " (task model) gives " + name + " as " +
+                          output.get_element_type().get_type_name() + ", not " + kDetectionTypes[i].get_type_name() +
+                          ": run `dff export` again");
+      }
       network.outputs.emplace_back(name, Recycler(output.get_element_type(), output.get_shape()));
     }
     return network;
   }
 
   Manifest manifest_;
+  std::map<std::string, std::vector<std::string>> returned_;  // kReturned, with this export's task outputs
   ov::Core core_;
   std::string device_;
   ov::AnyMap config_;
@@ -248,6 +289,8 @@ class GuardedOpenVINO final : public Backend {
       : inner_(guarded([&] { return std::make_unique<OpenVINOBackend>(export_dir, options); })) {}
   const SizeRange& sizes() const override { return inner_->sizes(); }
   const std::vector<std::string>& class_names() const override { return inner_->class_names(); }
+  TaskKind task_kind() const override { return inner_->task_kind(); }
+  int max_detections() const override { return inner_->max_detections(); }
   HandlePtr upload(const ImageView& image) override { return guarded([&] { return inner_->upload(image); }); }
   HandlePtr feature(const HandlePtr& frame) override { return guarded([&] { return inner_->feature(frame); }); }
   HandlePtr flow(const HandlePtr& key, const HandlePtr& frame) override {
@@ -258,6 +301,9 @@ class GuardedOpenVINO final : public Backend {
   }
   HandlePtr task(const HandlePtr& feat) override { return guarded([&] { return inner_->task(feat); }); }
   Labels download(const HandlePtr& labels) override { return guarded([&] { return inner_->download(labels); }); }
+  std::vector<Detection> download_detections(const HandlePtr& detections) override {
+    return guarded([&] { return inner_->download_detections(detections); });
+  }
 
  private:
   std::unique_ptr<OpenVINOBackend> inner_;

@@ -1,6 +1,7 @@
 // Algorithm 1 of the paper on one stream, over any backend (the loop of dff/runtime/runtime.py, line by line).
 #include <chrono>
 
+#include "detections.hpp"
 #include "dff/dff.hpp"
 #include "frames.hpp"
 
@@ -84,9 +85,13 @@ FrameResult Runtime::operator()(const ImageView& image) {
     feat = backend.warp(s.key_feat, flow);  // line 11: f_i = W(f_k, M, S)
     result.timing.warp = watch.lap();
   }
-  const HandlePtr labels = backend.task(feat);  // lines 9 and 12: y = N_task(f)
+  const HandlePtr output = backend.task(feat);  // lines 9 and 12: y = N_task(f)
   result.timing.task = watch.lap();
-  result.labels = detail::restore_labels(backend.download(labels), image.height, image.width);
+  if (backend.task_kind() == TaskKind::detection) {
+    result.detections = detail::rescaled(backend.download_detections(output), {height, width}, {image.height, image.width});
+  } else {
+    result.labels = detail::restore_labels(backend.download(output), image.height, image.width);
+  }
   result.timing.postprocess = watch.lap();
   result.index = s.frames++;
   return result;
@@ -97,7 +102,12 @@ void Runtime::warmup(int height, int width) {
   const auto [h, w] = network_size(height, width);
   const std::vector<std::uint8_t> zeros(static_cast<std::size_t>(h) * w * 3);
   const HandlePtr frame = backend.upload({zeros.data(), h, w, static_cast<std::size_t>(w) * 3});
-  backend.download(backend.task(backend.warp(backend.feature(frame), backend.flow(frame, frame))));
+  const HandlePtr output = backend.task(backend.warp(backend.feature(frame), backend.flow(frame, frame)));
+  if (backend.task_kind() == TaskKind::detection) {
+    backend.download_detections(output);
+  } else {
+    backend.download(output);
+  }
 }
 
 }  // namespace dff

@@ -7,7 +7,10 @@
 //   feature engine's output is bound as the warp engine's input, nothing is copied between stages;
 // * optionally (cuda_graph=true, the default) the non-key path (flow, warp, task) runs as CUDA graphs, per engine
 //   and set of shapes and addresses: one plain enqueue, then a capture, then launches (trtexec's pattern in
-//   NVIDIA/TensorRT samples/common/sampleInference.cpp); a failed capture falls back to plain enqueueV3.
+//   NVIDIA/TensorRT samples/common/sampleInference.cpp); a failed capture falls back to plain enqueueV3;
+// * a detection export's task engine hands back its four padded outputs (boxes, scores, classes, count) in one
+//   handle and always runs plainly: its NMS has data-dependent shapes, which a CUDA graph cannot capture
+//   (as dff/runtime/backends/tensorrt.py does).
 // Written against NVIDIA's headers (NvInferRuntime.h, TensorRT 10.0 to 11.1) and the CUDA runtime API; compiled
 // against them by hand, not yet run on a GPU.
 #include <NvInferRuntime.h>
@@ -23,6 +26,7 @@
 #include <optional>
 
 #include "backends.hpp"
+#include "detections.hpp"
 #include "frames.hpp"
 #include "manifest.hpp"
 
@@ -114,6 +118,15 @@ using Tensor = std::shared_ptr<const DeviceTensor>;
 struct Flow final : Handle {
   Tensor flow, scale;
 };
+
+//! A detection export's task outputs, in kDetectionOutputs' order: boxes, scores, classes, count.
+struct PaddedDetections final : Handle {
+  std::vector<Tensor> outputs;
+};
+
+//! The data type each detection output must have (dff.export.detection_graph writes them so).
+const std::vector<nvinfer1::DataType> kDetectionTypes = {nvinfer1::DataType::kFLOAT, nvinfer1::DataType::kFLOAT,
+                                                         nvinfer1::DataType::kINT32, nvinfer1::DataType::kINT32};
 
 bool same_dims(const nvinfer1::Dims& a, const nvinfer1::Dims& b) {
   return a.nbDims == b.nbDims && std::equal(a.d, a.d + a.nbDims, b.d);
@@ -416,7 +429,17 @@ class TensorRTBackend final : public Backend {
           runner.outputs.emplace_back(name, runner.engine->getTensorDataType(name));
         }
       }
-      if (cuda_graph && std::count(kGraphRoles.begin(), kGraphRoles.end(), role)) {
+      const bool detection_task = role == "task" && manifest_.task_kind == TaskKind::detection;
+      for (std::size_t i = 0; detection_task && i < kDetectionOutputs.size(); ++i) {
+        const auto found = std::find_if(runner.outputs.begin(), runner.outputs.end(),
+                                        [&](const auto& output) { return output.first == kDetectionOutputs[i]; });
+        if (found == runner.outputs.end() || found->second != kDetectionTypes[i]) {
+          throw EngineError("the task engine " + (engines / records.at(role).engine_file).string() + " has no " +
+                            kDetectionOutputs[i] + " output of the type the detection export gives it: run `dff build` "
+                            "again");
+        }
+      }
+      if (cuda_graph && std::count(kGraphRoles.begin(), kGraphRoles.end(), role) && !detection_task) {
         runner.graphs = std::make_unique<GraphCache>(stream_.get(), role);
       }
       runners_.emplace(role, std::move(runner));
@@ -427,6 +450,8 @@ class TensorRTBackend final : public Backend {
 
   const SizeRange& sizes() const override { return sizes_; }
   const std::vector<std::string>& class_names() const override { return manifest_.class_names; }
+  TaskKind task_kind() const override { return manifest_.task_kind; }
+  int max_detections() const override { return manifest_.max_detections; }
 
   HandlePtr upload(const ImageView& image) override {
     check_image(image, "upload(image)");
@@ -474,10 +499,17 @@ class TensorRTBackend final : public Backend {
   HandlePtr task(const HandlePtr& feat) override {
     Tensor features = tensor(feat, "task(feat)");
     std::lock_guard<std::mutex> lock(mutex_);
-    return run("task", {{"feat", features}}).at("labels");  // scores and probs go back to the pool
+    auto out = run("task", {{"feat", features}});
+    if (manifest_.task_kind != TaskKind::detection) return out.at("labels");  // scores and probs go back to the pool
+    auto padded = std::make_shared<PaddedDetections>();
+    for (const std::string& name : kDetectionOutputs) padded->outputs.push_back(out.at(name));
+    return padded;
   }
 
   Labels download(const HandlePtr& labels) override {
+    if (manifest_.task_kind == TaskKind::detection) {
+      throw wrong_task("download(labels)", manifest_.task_kind, "call download_detections()");
+    }
     Tensor tensor = this->tensor(labels, "download(labels)");
     Labels host{static_cast<int>(tensor->dims.d[1]), static_cast<int>(tensor->dims.d[2]),
                 std::vector<std::uint8_t>(tensor->bytes)};
@@ -486,6 +518,30 @@ class TensorRTBackend final : public Backend {
          "cudaMemcpyAsync");
     cuda(cudaStreamSynchronize(stream_.get()), "cudaStreamSynchronize");
     return host;
+  }
+
+  std::vector<Detection> download_detections(const HandlePtr& detections) override {
+    if (manifest_.task_kind != TaskKind::detection) {
+      throw wrong_task("download_detections(detections)", manifest_.task_kind, "call download()");
+    }
+    const auto& padded = handle_as<PaddedDetections>(detections, "download_detections(detections)").outputs;
+    const int rows = static_cast<int>(padded[0]->dims.d[1]);
+    std::vector<float> boxes(static_cast<std::size_t>(rows) * 4), scores(rows);
+    std::vector<std::int32_t> classes(rows), count(1);
+    const std::vector<void*> targets = {boxes.data(), scores.data(), classes.data(), count.data()};
+    const std::vector<std::size_t> sizes = {boxes.size() * 4, scores.size() * 4, classes.size() * 4, 4};
+    // A few hundred bytes a frame: four copies on the stream, one wait.
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (std::size_t i = 0; i < padded.size(); ++i) {
+      if (padded[i]->bytes != sizes[i]) {
+        throw EngineError("the task engine's " + kDetectionOutputs[i] + " output has " + std::to_string(padded[i]->bytes) +
+                          " bytes for one frame, not " + std::to_string(sizes[i]) + ": run `dff build` again");
+      }
+      cuda(cudaMemcpyAsync(targets[i], padded[i]->data(), sizes[i], cudaMemcpyDeviceToHost, stream_.get()),
+           "cudaMemcpyAsync");
+    }
+    cuda(cudaStreamSynchronize(stream_.get()), "cudaStreamSynchronize");
+    return from_padded(boxes.data(), scores.data(), classes.data(), count[0], rows);
   }
 
  private:

@@ -1,5 +1,7 @@
 /* The C API, compiled as C: null pointers, bad exports, options and strides are status codes with a message, never a
- * crash; a real run through it follows the schedule (fixed interval and a caller's scheduler). argv[1]: an export. */
+ * crash; a real run through it follows the schedule (fixed interval and a caller's scheduler). argv[1]: a
+ * segmentation export, argv[2]: a detection export (detections into a caller's buffer; each task's export refused by
+ * the other task's call, before the frame runs). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +29,85 @@ static int every_second(void* user_data, int since_key, const uint8_t* bgr, int 
   return since_key + 1 >= 2;
 }
 
+/* argv[2]'s detector through dff_runtime_process_detections; `segmenter` (argv[1]'s backend) refuses the call. */
+static void test_detection(const char* detection_dir, dff_backend* segmenter, const uint8_t* image, int height, int width,
+                           size_t stride) {
+  dff_task task = DFF_TASK_DETECTION;
+  int most = -1;
+  check(dff_backend_task(segmenter, &task) == DFF_OK && task == DFF_TASK_SEGMENTATION, "segmentation task");
+  check(dff_backend_max_detections(segmenter, &most) == DFF_OK && most == 0, "no detections from a segmenter");
+  expect(dff_backend_task(NULL, &task), DFF_ERROR_INVALID_ARGUMENT, "dff_backend_task: backend is a null pointer",
+         "task of NULL");
+  expect(dff_backend_max_detections(segmenter, NULL), DFF_ERROR_INVALID_ARGUMENT, "max_detections is a null pointer",
+         "max detections into NULL");
+  dff_runtime* runtime = NULL;
+  dff_detection one[1];
+  size_t count = 99;
+  check(dff_runtime_create(segmenter, 3, &runtime) == DFF_OK, "create on the segmenter");
+  expect(dff_runtime_process_detections(runtime, image, height, width, stride, one, 1, &count, NULL, NULL),
+         DFF_ERROR_CONFIG,
+         "dff_runtime_process_detections: this is a segmentation export: it gives per-pixel labels, not boxes; call "
+         "dff_runtime_process",
+         "detections of a segmentation export");
+  dff_runtime_destroy(runtime);
+
+  const char* options[] = {"threads=1"};
+  dff_backend* backend = NULL;
+  check(dff_backend_open("openvino", detection_dir, options, 1, &backend) == DFF_OK, "open the detector");
+  int classes = 0;
+  check(dff_backend_task(backend, &task) == DFF_OK && task == DFF_TASK_DETECTION, "detection task");
+  check(dff_backend_max_detections(backend, &most) == DFF_OK && most >= 1, "max detections");
+  check(dff_backend_num_classes(backend, &classes) == DFF_OK && classes >= 2, "detector classes");
+  check(dff_runtime_create(backend, 3, &runtime) == DFF_OK, "create on the detector");
+  dff_detection* boxes = malloc((size_t)most * sizeof *boxes);
+  uint8_t* labels = malloc((size_t)height * width);
+  int key = -1;
+  /* Refused before the frame runs: none of these consumes a frame, so the schedule below starts afresh. */
+  expect(dff_runtime_process(runtime, image, height, width, stride, labels, width, &key, NULL), DFF_ERROR_CONFIG,
+         "dff_runtime_process: this is a detection export: it gives boxes, not per-pixel labels; call "
+         "dff_runtime_process_detections",
+         "labels of a detection export");
+  expect(dff_runtime_process_detections(runtime, image, height, width, stride, boxes, (size_t)most - 1, &count, NULL,
+                                        NULL),
+         DFF_ERROR_INVALID_ARGUMENT, "detections per frame; give a buffer of dff_backend_max_detections entries",
+         "a buffer too small");
+  expect(dff_runtime_process_detections(runtime, image, height, width, stride, NULL, (size_t)most, &count, NULL, NULL),
+         DFF_ERROR_INVALID_ARGUMENT, "detections is a null pointer", "null detections");
+  expect(dff_runtime_process_detections(runtime, image, height, width, stride, boxes, (size_t)most, NULL, NULL, NULL),
+         DFF_ERROR_INVALID_ARGUMENT, "count is a null pointer", "null count");
+  expect(dff_runtime_process_detections(runtime, image, height, width, 3, boxes, (size_t)most, &count, NULL, NULL),
+         DFF_ERROR_INVALID_ARGUMENT, "is shorter than a row", "short stride");
+  int keys[4] = {0};
+  size_t found = 0;
+  double ms = 0;
+  for (int t = 0; t < 4; ++t) {
+    count = (size_t)-1;
+    check(dff_runtime_process_detections(runtime, image, height, width, stride, boxes, (size_t)most, &count, &keys[t],
+                                         &ms) == DFF_OK,
+          "process detections");
+    check(count <= (size_t)most, "count within the maximum");
+    found += count;
+    for (size_t i = 0; i < count && i <= (size_t)most; ++i) {
+      check(boxes[i].class_id >= 1 && boxes[i].class_id < classes, "class ids 1 ... C");
+      check(boxes[i].x1 >= 0 && boxes[i].x1 <= boxes[i].x2 && boxes[i].x2 <= width + 1e-3f && boxes[i].y1 >= 0 &&
+                boxes[i].y1 <= boxes[i].y2 && boxes[i].y2 <= height + 1e-3f,
+            "boxes in the frame's pixels");
+      check(boxes[i].score > 0 && boxes[i].score <= 1 && (i == 0 || boxes[i - 1].score >= boxes[i].score),
+            "scores best first");
+    }
+  }
+  check(found > 0, "the detector finds boxes");
+  check(ms > 0, "detection frame time");
+  check(keys[0] == 1 && keys[1] == 0 && keys[2] == 0 && keys[3] == 1, "refused calls consumed no frame");
+  dff_runtime_destroy(runtime);
+  dff_backend_close(backend);
+  free(boxes);
+  free(labels);
+}
+
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: test_c_api EXPORT_DIR\n");
+  if (argc != 3) {
+    fprintf(stderr, "usage: test_c_api EXPORT_DIR DETECTION_EXPORT_DIR\n");
     return 2;
   }
   const char* export_dir = argv[1];
@@ -111,6 +189,7 @@ int main(int argc, char** argv) {
   check(keys[0] == 1 && keys[1] == 0 && keys[2] == 1 && keys[3] == 0 && keys[4] == 1, "caller's scheduler");
   check(calls == 4, "the scheduler is asked for every frame but the first");
   dff_runtime_destroy(runtime);
+  test_detection(argv[2], backend, image, H, W, STRIDE);
   dff_backend_close(backend);
   free(image);
   free(labels);

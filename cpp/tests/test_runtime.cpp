@@ -1,11 +1,15 @@
 // The C++ API on a real export (argv[1]): missing and tampered exports, bad options, bad frames and handles are
 // clear errors; the schedule, resizing, row strides and streams sharing a backend behave as the Python runtime's.
+// On a detection export (argv[2]): detections at the frame's size, and each task's export refused by the other
+// task's calls. Exact parity with the Python runtime is tests/test_cpp.py's.
 // Built and run under AddressSanitizer and UndefinedBehaviorSanitizer too (cpp/ci.sh).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -191,11 +195,95 @@ void test_runtime(const std::string& export_dir) {
                                      "needs a backend");
 }
 
+//! `small` with each pixel repeated into a 2 x 2 block: resizing it back by half (bilinear, or the area average
+//! OpenCV takes for exact halves) gives `small` exactly.
+std::vector<std::uint8_t> doubled(const std::vector<std::uint8_t>& small, int height, int width) {
+  std::vector<std::uint8_t> big(static_cast<std::size_t>(height) * width * 12);
+  for (int y = 0; y < 2 * height; ++y) {
+    for (int x = 0; x < 2 * width; ++x) {
+      std::copy_n(&small[((y / 2) * width + x / 2) * 3], 3, &big[(static_cast<std::size_t>(y) * 2 * width + x) * 3]);
+    }
+  }
+  return big;
+}
+
+void test_detection(const std::string& segmentation_dir, const std::string& detection_dir, const fs::path& scratch) {
+  auto backend = dff::open_backend("openvino", detection_dir, {{"threads", "1"}});
+  check(backend->task_kind() == dff::TaskKind::detection, "a detection export's task kind");
+  check(std::string(dff::task_name(backend->task_kind())) == "detection", "task_name");
+  const int most = backend->max_detections();
+  const int classes = static_cast<int>(backend->class_names().size());
+  check(most >= 1, "a detection export has a maximum number of detections");
+  dff::Runtime runtime(backend, std::make_unique<dff::FixedInterval>(3));
+  const int h = 100, w = 120;  // resized to 96x128 inside: the boxes are scaled back onto 100x120
+  std::size_t found = 0;
+  for (int t = 0; t < 5; ++t) {
+    const dff::FrameResult result = runtime(view(frame(h, w, t), h, w));
+    check(result.key == (t % 3 == 0), "detection frames follow the schedule");
+    check(result.labels.data.empty() && result.labels.height == 0, "a detection export gives no labels");
+    check(static_cast<int>(result.detections.size()) <= most, "at most max_detections() detections");
+    found += result.detections.size();
+    for (std::size_t i = 0; i < result.detections.size(); ++i) {
+      const dff::Detection& d = result.detections[i];
+      check(1 <= d.class_id && d.class_id < classes, "class ids are 1 ... C (0 is the background)");
+      check(0 <= d.x1 && d.x1 <= d.x2 && d.x2 <= w + 1e-3f && 0 <= d.y1 && d.y1 <= d.y2 && d.y2 <= h + 1e-3f,
+            "boxes lie in the frame's own pixels");
+      check(0 < d.score && d.score <= 1, "scores are probabilities");
+      check(i == 0 || result.detections[i - 1].score >= d.score, "detections come best first");
+    }
+  }
+  check(found > 0, "the detector finds boxes");
+
+  // A frame of twice the largest allowed size is halved on the way in: its boxes are the small frame's, doubled.
+  const auto small = frame(256, 256, 4);
+  const auto big = doubled(small, 256, 256);
+  dff::Runtime at_size(backend, std::make_unique<dff::FixedInterval>(1)), twice(backend, std::make_unique<dff::FixedInterval>(1));
+  const std::vector<dff::Detection> expected = at_size(view(small, 256, 256)).detections;
+  const std::vector<dff::Detection> doubled_boxes = twice(view(big, 512, 512)).detections;
+  bool same = expected.size() == doubled_boxes.size() && !expected.empty();
+  for (std::size_t i = 0; same && i < expected.size(); ++i) {
+    const dff::Detection &a = expected[i], &b = doubled_boxes[i];
+    same = b.x1 == 2 * a.x1 && b.y1 == 2 * a.y1 && b.x2 == 2 * a.x2 && b.y2 == 2 * a.y2 && a.score == b.score &&
+           a.class_id == b.class_id;
+  }
+  check(same, "boxes are scaled from the network's size to the frame's");
+
+  // Each task's export refused by the other task's calls, in one line that names the right call.
+  const auto data = frame(96, 128, 0);
+  const dff::HandlePtr boxes = backend->task(backend->feature(backend->upload(view(data, 96, 128))));
+  expect_error<dff::ConfigError>("labels of a detection export", [&] { backend->download(boxes); },
+                                 "download(labels): this is a detection export: it gives boxes, not per-pixel labels; "
+                                 "call download_detections()");
+  auto segmenter = dff::open_backend("openvino", segmentation_dir, {{"threads", "1"}});
+  check(segmenter->task_kind() == dff::TaskKind::segmentation && segmenter->max_detections() == 0,
+        "a segmentation export's task kind");
+  const dff::HandlePtr labels = segmenter->task(segmenter->feature(segmenter->upload(view(data, 96, 128))));
+  expect_error<dff::ConfigError>("detections of a segmentation export", [&] { segmenter->download_detections(labels); },
+                                 "this is a segmentation export: it gives per-pixel labels, not boxes; call download()");
+  expect_error<dff::InvalidArgument>("a labels handle for detections", [&] { backend->download_detections(labels); },
+                                     "expected a handle from this backend");
+  dff::Runtime segmentation(segmenter, std::make_unique<dff::FixedInterval>(3));
+  const dff::FrameResult labelled = segmentation(view(data, 96, 128));
+  check(labelled.detections.empty() && labelled.labels.data.size() == 96u * 128u, "a segmentation export gives no boxes");
+
+  // A manifest naming a task this library does not run.
+  const fs::path unknown = copy_export(detection_dir, scratch / "unknown-task");
+  std::ifstream in(unknown / "manifest.json");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const std::string task = "\"task\": \"detection\"";
+  check(text.find(task) != std::string::npos, "the manifest records the task");
+  text.replace(text.find(task), task.size(), "\"task\": \"tracking\"");
+  std::ofstream(unknown / "manifest.json") << text;
+  expect_error<dff::ExportError>("unknown task", [&] { dff::open_backend("openvino", unknown.string()); },
+                                 "has task 'tracking', this dff runs 'segmentation' and 'detection' exports");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::cerr << "usage: test_runtime EXPORT_DIR\n";
+  if (argc != 3) {
+    std::cerr << "usage: test_runtime EXPORT_DIR DETECTION_EXPORT_DIR\n";
     return 2;
   }
   const fs::path scratch = fs::temp_directory_path() / ("dff-test-runtime-" + std::to_string(::getpid()));
@@ -204,6 +292,7 @@ int main(int argc, char** argv) {
     test_exports(argv[1], scratch);
     test_options(argv[1]);
     test_runtime(argv[1]);
+    test_detection(argv[1], argv[2], scratch);
   } catch (const std::exception& error) {
     check(false, std::string("unexpected error: ") + error.what());
   }

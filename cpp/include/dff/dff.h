@@ -7,6 +7,13 @@
  *   dff_runtime_process(runtime, bgr, h, w, stride, labels, w, &key);   // labels: h rows of w class ids
  *   dff_runtime_destroy(runtime); dff_backend_close(backend);
  *
+ * A detection export (dff_backend_task gives DFF_TASK_DETECTION) is run with dff_runtime_process_detections
+ * instead, into a buffer of dff_backend_max_detections entries:
+ *
+ *   int max = 0; dff_backend_max_detections(backend, &max);
+ *   dff_detection* boxes = malloc(max * sizeof *boxes); size_t count = 0;
+ *   dff_runtime_process_detections(runtime, bgr, h, w, stride, boxes, max, &count, &key, NULL);
+ *
  * Every function returns DFF_OK or an error code; the message of the calling thread's last error is
  * dff_last_error(). Nothing throws across this boundary. A backend may be shared by many runtimes and must
  * outlive them; a runtime is one stream, used by one thread at a time. */
@@ -30,6 +37,20 @@ typedef enum dff_status {
   DFF_ERROR_INTERNAL = 6          /* anything else (out of memory, ...) */
 } dff_status;
 
+/* What an export's task network outputs (its manifest's model.task). */
+typedef enum dff_task {
+  DFF_TASK_SEGMENTATION = 0, /* per-pixel class ids: dff_runtime_process */
+  DFF_TASK_DETECTION = 1     /* boxes: dff_runtime_process_detections */
+} dff_task;
+
+/* One detected object: box corners in the frame's own pixels, its score and its class, an index 1 ... C into the
+ * backend's class names (0, the background, is never detected). */
+typedef struct dff_detection {
+  float x1, y1, x2, y2;
+  float score;
+  int32_t class_id;
+} dff_detection;
+
 typedef struct dff_backend dff_backend;
 typedef struct dff_runtime dff_runtime;
 
@@ -47,6 +68,9 @@ dff_status dff_backend_open(const char* name, const char* export_dir, const char
 /* Class count and the name of class `index` (owned by the backend). */
 dff_status dff_backend_num_classes(const dff_backend* backend, int* num_classes);
 dff_status dff_backend_class_name(const dff_backend* backend, int index, const char** name);
+/* The export's task, and the most detections one frame can have (0 for a segmentation export). */
+dff_status dff_backend_task(const dff_backend* backend, dff_task* task);
+dff_status dff_backend_max_detections(const dff_backend* backend, int* max_detections);
 void dff_backend_close(dff_backend* backend); /* NULL is ignored */
 
 /* A stream with the paper's fixed key-frame interval (1: every frame is a key frame). */
@@ -62,6 +86,14 @@ dff_status dff_runtime_reset(dff_runtime* runtime);
  * is set to 1 on a key frame. `milliseconds` (may be NULL) receives the frame's total time. */
 dff_status dff_runtime_process(dff_runtime* runtime, const uint8_t* bgr, int height, int width, size_t stride,
                                uint8_t* labels, size_t labels_stride, int* is_key, double* milliseconds);
+
+/* The detections of the stream's next frame (a detection export): `detections` receives them best first and
+ * `count` how many there are. `capacity`, the entries `detections` holds, must be at least
+ * dff_backend_max_detections (so that every frame fits); that, the task and the pointers are checked before the
+ * frame runs, so an error never consumes a frame. `is_key` and `milliseconds` as for dff_runtime_process. */
+dff_status dff_runtime_process_detections(dff_runtime* runtime, const uint8_t* bgr, int height, int width,
+                                          size_t stride, dff_detection* detections, size_t capacity, size_t* count,
+                                          int* is_key, double* milliseconds);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,9 @@
 // dff: Deep Feature Flow inference (Zhu et al., CVPR 2017, Algorithm 1) embedded in a C++ application.
 //
 // Open an export directory written by `dff export` on a backend, make one Runtime per video stream, and
-// feed it BGR uint8 frames of any size; it returns per-pixel class ids at the frame's size. N_feat runs on
-// key frames only, the flow network F and the warp W propagate the key features to the frames between.
+// feed it BGR uint8 frames of any size; it returns per-pixel class ids at the frame's size (a segmentation
+// export) or boxes in the frame's pixels (a detection export). N_feat runs on key frames only, the flow
+// network F and the warp W propagate the key features to the frames between.
 //
 //   auto backend = dff::open_backend("openvino", "export/", {{"threads", "2"}});
 //   dff::Runtime runtime(backend, std::make_unique<dff::FixedInterval>(10));
@@ -82,14 +83,35 @@ struct Labels {
   std::vector<std::uint8_t> data;
 };
 
+//! What an export's N_task outputs (its manifest's model.task).
+enum class TaskKind : int {
+  segmentation = 0,  //!< per-pixel class ids: FrameResult::labels
+  detection = 1,     //!< boxes: FrameResult::detections
+};
+
+//! "segmentation" or "detection", as the manifest and the Python runtime spell it.
+const char* task_name(TaskKind kind);
+
+//! One detected object: a box x1, y1, x2, y2 in pixels (of the frame given to Runtime; of the network's input for
+//! Backend::download_detections), its score, and its class: an index into Backend::class_names(), 1 ... C (0 is
+//! the background, never detected).
+struct Detection {
+  float x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+  float score = 0;
+  int class_id = 0;
+};
+
 //! Milliseconds per stage of one frame; a key frame has no flow and warp, a non-key frame no feature.
 struct StageTimes {
   double preprocess = 0, feature = 0, flow = 0, warp = 0, task = 0, postprocess = 0;
   double total() const { return preprocess + feature + flow + warp + task + postprocess; }
 };
 
+//! One frame's result: labels for a segmentation export, detections (best first) for a detection export; the
+//! other stays empty.
 struct FrameResult {
-  Labels labels;  //!< at the frame's own size
+  Labels labels;                     //!< at the frame's own size
+  std::vector<Detection> detections;  //!< boxes in the frame's own pixels
   bool key = false;
   std::int64_t index = 0;  //!< frames since the stream (re)started
   StageTimes timing;
@@ -105,19 +127,28 @@ using HandlePtr = std::shared_ptr<const Handle>;
 //! An inference engine for the networks of one export: the operations Algorithm 1 asks of it.
 //! Arguments are borrowed; returned handles own their memory, so key frames and key features kept by
 //! many runtimes are never overwritten. Every method may be called from several threads.
+//! A backend of segmentation exports only need not override task_kind(), max_detections() or
+//! download_detections().
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const SizeRange& sizes() const = 0;
   virtual const std::vector<std::string>& class_names() const = 0;
+  //! What task() outputs: labels (download) or detections (download_detections).
+  virtual TaskKind task_kind() const { return TaskKind::segmentation; }
+  //! The most detections a frame can have (the export's padded rows); 0 for a segmentation export.
+  virtual int max_detections() const { return 0; }
   //! Copies a frame of an allowed size to the device (the caller's memory may be reused at once).
   virtual HandlePtr upload(const ImageView& image) = 0;
   virtual HandlePtr feature(const HandlePtr& frame) = 0;                          //!< f = N_feat(I)
   virtual HandlePtr flow(const HandlePtr& key_frame, const HandlePtr& frame) = 0;  //!< (M, S) = F(I_k, I)
   virtual HandlePtr warp(const HandlePtr& key_feat, const HandlePtr& flow) = 0;    //!< f = W(f_k, M, S)
   virtual HandlePtr task(const HandlePtr& feat) = 0;                              //!< y = N_task(f)
-  //! Waits for the labels and copies them to the host, at the network size.
+  //! Waits for the labels and copies them to the host, at the network size (ConfigError on a detection export).
   virtual Labels download(const HandlePtr& labels) = 0;
+  //! Waits for a detection export's task output and copies its detections to the host, best first, boxes in
+  //! pixels of the network's input (ConfigError on a segmentation export).
+  virtual std::vector<Detection> download_detections(const HandlePtr& detections);
 };
 
 //! Backend options, as `dff run -O KEY=VALUE` takes them: openvino takes device (CPU, GPU, NPU, AUTO),
@@ -171,7 +202,8 @@ class Runtime {
   Runtime& operator=(Runtime&&) noexcept;
   ~Runtime();
 
-  //! The labels of the stream's next frame (any size; resized to the nearest allowed size and back).
+  //! The labels or detections of the stream's next frame (any size; resized to the nearest allowed size, the
+  //! labels resized back and the boxes scaled back to the frame's size).
   FrameResult operator()(const ImageView& image);
   //! Starts a new stream: the next frame is a key frame.
   void reset();
