@@ -43,6 +43,23 @@ def make_checkpoint(path: Path) -> Path:
     return save_checkpoint(path, model, config)
 
 
+def make_detector(path: Path, *, flow_std: float = 0.0) -> Path:
+    """A tiny detector at ``path``/detector.safetensors whose head has larger weights than at initialisation, so that
+    scores differ from box to box; with ``flow_std`` > 0 its F predicts a non-zero flow and scale too, so that
+    non-key frames differ from their key frame."""
+    torch.manual_seed(0)
+    config = ModelConfig(task="detection", feature="tiny", flow="tiny", num_classes=4)
+    model = build_model(config)
+    head = model.task_net
+    for conv, std in ((head.rpn_objectness, 0.3), (head.rfcn_classes, 0.3), (head.rpn_deltas, 0.05), (head.rfcn_boxes, 0.05)):
+        torch.nn.init.normal_(conv.weight, std=std)
+    if flow_std > 0:
+        with torch.no_grad():
+            model.flow_net.decoder[-1].predict_flow.weight.normal_(std=flow_std)
+            model.flow_net.scale.weight.normal_(std=flow_std)
+    return save_checkpoint(path / "detector.safetensors", model, config)
+
+
 def make_export(checkpoint: Path, out: Path) -> Path:
     """``checkpoint`` exported to ``out`` for frames of 64 to 512 pixels a side."""
     export_checkpoint(checkpoint, out, ExportOptions(min_size=(64, 64), max_size=(512, 512)))

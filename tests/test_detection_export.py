@@ -14,30 +14,19 @@ from dff.config import ModelConfig
 from dff.errors import ConfigError
 from dff.export import ExportOptions, export_checkpoint
 from dff.export.check import check_export
-from dff.models import build_model
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
 from dff.sources import open_source
+from helpers import make_detector
 from test_hardening_writes import disk, fill  # noqa: F401 - the real 1 MB tmpfs fixture and its filler
 
 VIDEO = Path(__file__).resolve().parents[1] / "../shared/data/videos/vtest.avi"
 MAX_DETECTIONS = 12
 
 
-def _detector(path: Path) -> Path:
-    """A tiny detector whose head has larger weights than at initialisation, so that scores differ from box to box."""
-    torch.manual_seed(0)
-    config = ModelConfig(task="detection", feature="tiny", flow="tiny", num_classes=4)
-    model = build_model(config)
-    head = model.task_net
-    for conv, std in ((head.rpn_objectness, 0.3), (head.rfcn_classes, 0.3), (head.rpn_deltas, 0.05), (head.rfcn_boxes, 0.05)):
-        torch.nn.init.normal_(conv.weight, std=std)
-    return save_checkpoint(path / "detector.safetensors", model, config)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("detection")
-    checkpoint = _detector(root)
+    checkpoint = make_detector(root)
     out = root / "export"
     export_checkpoint(checkpoint, out, ExportOptions(max_size=(256, 256), max_detections=MAX_DETECTIONS))
     return checkpoint, out
