@@ -100,6 +100,10 @@ def c_api_detections(export: Path, images: list[np.ndarray], interval: int) -> t
         pytest.fail(f"the C++ runtime is not built ({LIBRARY} is missing): run `bash cpp/ci.sh` (or `make cpp`) first")
     lib = ctypes.CDLL(str(LIBRARY))
     lib.dff_last_error.restype = ctypes.c_char_p
+    lib.dff_runtime_process_detections.argtypes = [
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.POINTER(CDetection),
+        ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double),
+    ]
 
     def call(status: int) -> None:
         assert status == 0, lib.dff_last_error().decode()
@@ -117,9 +121,8 @@ def c_api_detections(export: Path, images: list[np.ndarray], interval: int) -> t
         for image in images:
             image = np.ascontiguousarray(image)
             call(lib.dff_runtime_process_detections(
-                runtime, image.ctypes.data_as(ctypes.c_void_p), image.shape[0], image.shape[1],
-                ctypes.c_size_t(image.strides[0]), buffer, ctypes.c_size_t(most.value), ctypes.byref(count),
-                ctypes.byref(key), None,
+                runtime, image.ctypes.data, image.shape[0], image.shape[1], image.strides[0], buffer, most.value,
+                ctypes.byref(count), ctypes.byref(key), None,
             ))
             rows = buffer[: count.value]
             found.append(Detections(
@@ -253,6 +256,8 @@ def test_detections_equal_python_on_real_frames(detection_export, tmp_path):
         assert np.array_equal(c.classes, p.classes), f"frame {index}: classes differ"
         np.testing.assert_allclose(c.boxes, p.boxes, rtol=0, atol=BOX_TOLERANCE, err_msg=f"frame {index}: boxes")
         np.testing.assert_allclose(c.scores, p.scores, rtol=0, atol=SCORE_TOLERANCE, err_msg=f"frame {index}: scores")
+    # The detector finds more than the export keeps: both runtimes give the same best MAX_DETECTIONS.
+    assert all(len(p) == MAX_DETECTIONS for p in python)
     # The non-key frames ran F and W: their boxes are their own, not a copy of the key frame's.
     assert any(not np.array_equal(python[i].boxes, python[i - i % 3].boxes) for i in range(8) if i % 3)
 
@@ -321,3 +326,27 @@ def test_example_app_drops_unfinished_detections_on_sigterm(detection_export, tm
     assert process.returncode == 143, stderr
     assert "interrupted after" in stderr
     assert list(out.iterdir()) == []
+
+
+def test_zero_detections(tmp_path):
+    """A detector whose background wins everywhere: no boxes through the C API, and empty lists in the JSON lines."""
+    import torch
+
+    from dff.checkpoint import load_checkpoint, save_checkpoint
+
+    model, config = load_checkpoint(make_detector(tmp_path))
+    with torch.no_grad():
+        model.task_net.rfcn_classes.bias[0] = 100.0
+    export = tmp_path / "export"
+    export_checkpoint(save_checkpoint(tmp_path / "zero.safetensors", model, config), export,
+                      ExportOptions(max_size=(256, 256), max_detections=MAX_DETECTIONS))
+    images = write_frames(tmp_path / "frames", vtest_frames(3, (120, 160)))
+    found, keys = c_api_detections(export, images, interval=2)
+    assert [len(d) for d in found] == [0, 0, 0] and keys == [True, False, True]
+    lines = tmp_path / "boxes.jsonl"
+    result = subprocess.run([str(app()), str(export), str(tmp_path / "frames"), "-l", "2", "--detections", str(lines),
+                             "--overlay", str(tmp_path / "boxes.mp4")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert records == [{"frame": i, "key": i % 2 == 0, "boxes": [], "scores": [], "classes": []} for i in range(3)]
+    assert len(decode_all(tmp_path / "boxes.mp4")) == 3

@@ -5,6 +5,9 @@ namespace dff {
 const char* task_name(TaskKind kind) { return kind == TaskKind::detection ? "detection" : "segmentation"; }
 
 std::vector<Detection> Backend::download_detections(const HandlePtr&) {
+  if (task_kind() == TaskKind::detection) {  // a subclass that says it detects but reads no boxes
+    throw BackendError("download_detections(): this backend reports a detection export but does not override it");
+  }
   throw detail::wrong_task("download_detections()", task_kind(), "call download()");
 }
 

@@ -65,7 +65,7 @@ void read_task(const json& root, Manifest& manifest, const std::string& where) {
   const TensorSpec& boxes =
       *std::find_if(outputs.begin(), outputs.end(), [](const TensorSpec& spec) { return spec.name == kDetectionOutputs[0]; });
   const std::string rows = boxes.shape.size() == 3 ? boxes.shape[1] : "";
-  if (rows.empty() || rows.find_first_not_of("0123456789") != std::string::npos || std::stoi(rows) < 1) {
+  if (rows.empty() || rows.size() > 6 || rows.find_first_not_of("0123456789") != std::string::npos || std::stoi(rows) < 1) {
     throw ExportError(where + " gives the detection boxes a shape other than (N, M, 4) with a fixed M: run `dff "
                       "export` again");
   }
