@@ -428,10 +428,11 @@ class TestDetection:
         from dff.export import ExportOptions, export_checkpoint
         from dff.export.detection_check import MIN_IOU, match_detections
         from dff.runtime import MultiStreamRuntime, phased_schedulers
-        from test_detection_export import MAX_DETECTIONS, _detector
+        from helpers import make_detector
+        from test_detection_export import MAX_DETECTIONS
 
         export, engines = tmp_path / "detector", shared_engines / "detection-batch4"
-        export_checkpoint(_detector(tmp_path), export, ExportOptions(min_size=EVEN_SIZE, max_size=EVEN_SIZE, max_detections=MAX_DETECTIONS))
+        export_checkpoint(make_detector(tmp_path, flow_std=0.05), export, ExportOptions(min_size=EVEN_SIZE, max_size=EVEN_SIZE, max_detections=MAX_DETECTIONS))
         build(export, engines, max_batch=4)
         images = resized(frames, EVEN_SIZE)
 
