@@ -117,7 +117,11 @@ def _write_models(
     paths = {role: directory / f"{role}.onnx" for role in ROLES}
     feature = FeatureGraph(feature_net=model.feature_net.to(dtype), config=config, dtype=dtype).eval()
     flow = FlowGraph(
-        flow_net=model.flow_net.to(dtype), config=config, dtype=dtype, statistics=options.flow_statistics
+        flow_net=model.flow_net.to(dtype),
+        config=config,
+        dtype=dtype,
+        statistics=options.flow_statistics,
+        fixed_size=sizes.min_height == sizes.max_height and sizes.min_width == sizes.max_width,
     ).eval()
     if config.task == "detection":
         task = DetectionGraph(task_net=model.task_net.to(dtype), max_detections=options.max_detections).eval()
