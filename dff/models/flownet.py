@@ -194,8 +194,9 @@ class FlowNet(nn.Module):
     @staticmethod
     def halve(key: Tensor, current: Tensor) -> Tensor:
         """The input pair, half-sized (Section 4) by 2×2 average pooling: (N, 6, H/2, W/2), current frame first."""
-        # Current frame first: FlowNet's flow maps locations of its first image into its second.
-        return F.avg_pool2d(torch.cat((current, key), dim=1), 2)
+        # Current frame first: FlowNet's flow maps locations of its first image into its second. Each frame is pooled
+        # before the concatenation (pooling is per channel: the same numbers), which then copies a quarter of the bytes.
+        return torch.cat((F.avg_pool2d(current, 2), F.avg_pool2d(key, 2)), dim=1)
 
     def from_halved(self, x: Tensor, *, fixed_size: bool = False) -> tuple[Tensor, Tensor]:
         """(M, S) from :meth:`halve`'s output; normalisation commutes with the halving, so it may come either side.
