@@ -2,7 +2,7 @@
 through the fused graphs (one call per frame), each with its accuracy.
 
     nice .venv/bin/python benchmarks/bench_cpu_fastpath.py [--export DIR] [--int8 DIR] [--before DIR] [--frames 60] [-l 5]
-                                                          [--height 256 --width 320] [--threads 1] [--only NAME,...]
+                                                          [--height 256 --width 320] [--threads 1] [--only NAME,...] [--bare]
 
 Without ``--export`` the shipped demo model is exported (float32, fixed at the benchmark's frame size) and, without
 ``--int8``, quantized with ``dff quantize`` on 32 frames of the real vtest.avi (never the evaluation video).
@@ -15,6 +15,8 @@ are the ``key_path`` and ``propagate`` columns), key and non-key frame, measured
 FLOP r (Eq. 6, counted from the float graphs), DFF's measured speed-up over per-frame against Eq. 7's,
 the mIoU of DFF against the exact labels and its label agreement with the reference's (float32 ONNX
 Runtime, stage by stage) DFF labels; then each configuration's key and non-key frame against the reference's.
+``--bare`` times only the graphs themselves in bare ONNX Runtime sessions (best of 15, interleaved): the
+stages against the fused graphs, and the ``--before`` export's stages.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +58,57 @@ CONFIGS = {
 BEFORE = {"before": ("before", "onnxruntime", STAGED)}
 
 
+def bare_graphs(exports: dict[str, Path], size: tuple[int, int], threads: int, repeats: int = 15) -> None:
+    """Each export's graphs in bare ONNX Runtime sessions, interleaved, best of ``repeats`` (robust to a loaded machine):
+    the stages one after another against the fused graphs, per path, and r from either."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    rng = np.random.default_rng(0)
+    key, frame = (rng.integers(0, 256, (1, *size, 3), dtype=np.uint8) for _ in range(2))
+    runs = {}
+    for name, directory in exports.items():
+        roles = [r for r in ("feature", "flow", "warp", "task", "key_path", "propagate") if (directory / f"{r}.onnx").exists()]
+        sessions = {r: ort.InferenceSession(str(directory / f"{r}.onnx"), options, providers=["CPUExecutionProvider"]) for r in roles}
+        feat = sessions["feature"].run(None, {"frame": key})[0]
+        flow, scale = sessions["flow"].run(None, {"key_frame": key, "frame": frame})[:2]
+        feeds = {
+            "feature": {"frame": key},
+            "flow": {"key_frame": key, "frame": frame},
+            "warp": {"key_feat": feat, "flow": flow, "scale": scale},
+            "task": {"feat": feat},
+            "key_path": {"frame": key},
+            "propagate": {"key_frame": key, "frame": frame, "key_feat": feat},
+        }
+        for role in roles:
+            runs[name, role] = (sessions[role], feeds[role])
+    best = dict.fromkeys(runs, np.inf)
+    for _ in range(repeats):
+        for item, (session, feed) in runs.items():
+            start = time.perf_counter()
+            session.run(None, feed)
+            best[item] = min(best[item], (time.perf_counter() - start) * 1e3)
+    print(f"bare ONNX Runtime graphs at {size[0]}x{size[1]}, {threads} thread(s), best of {repeats} ms (random frames):")
+    for name in exports:
+        ms = {role: best[n, role] for n, role in best if n == name}
+        key_ms, non_key_ms = ms["feature"] + ms["task"], ms["flow"] + ms["warp"] + ms["task"]
+        line = (f"  {name:7s} feature {ms['feature']:.2f}, flow {ms['flow']:.2f}, warp {ms['warp']:.2f}, task {ms['task']:.2f}: "
+                f"key {key_ms:.2f}, non-key {non_key_ms:.2f}, r {non_key_ms / key_ms:.3f}")
+        if "propagate" in ms:
+            line += (f"; fused key_path {ms['key_path']:.2f} ({key_ms / ms['key_path']:.2f}x), propagate {ms['propagate']:.2f} "
+                     f"({non_key_ms / ms['propagate']:.2f}x), r {ms['propagate'] / ms['key_path']:.3f}")
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--export", type=Path, help="float32 export (default: the demo model, exported)")
     parser.add_argument("--int8", type=Path, help="its int8 export (default: dff quantize on vtest.avi)")
     parser.add_argument("--before", type=Path, help="an export by an earlier dff, run stage by stage on ONNX Runtime")
     parser.add_argument("--only", help=f"comma-separated configurations (default: all of {', '.join(CONFIGS)})")
+    parser.add_argument("--bare", action="store_true", help="only the bare ONNX Runtime graphs (before, and the float export)")
     add_clip_arguments(parser)
     args = parser.parse_args()
     size = (args.height, args.width)
@@ -74,6 +122,9 @@ def main() -> None:
         if exports["float"] is None:
             exports["float"] = Path(tmp) / "float"
             export_checkpoint(DEMO_MODEL, exports["float"], ExportOptions(height=size[0], width=size[1]))
+        if args.bare:
+            bare_graphs({name: exports[name] for name in ("before", "float") if exports[name]}, size, args.threads)
+            return
         if exports["int8"] is None and any(which == "int8" for which, _, _ in configs.values()):
             exports["int8"] = Path(tmp) / "int8"
             quantize_export(exports["float"], CALIBRATION, exports["int8"], QuantizeOptions(size=size))
