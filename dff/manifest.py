@@ -36,6 +36,9 @@ SCORES, PROBS, LABELS = "scores", "probs", "labels"
 #: A detection export's task outputs: (N, M, 4) boxes, (N, M) scores and classes, (N,) count (dff.export.detection_graph).
 BOXES, DETECTION_SCORES, CLASSES, COUNT = "boxes", "detection_scores", "classes", "count"
 
+#: The optional fused roles of :class:`Models`.
+FUSED = ("key_path", "propagate")
+
 Dim = int | str  # an int is fixed; a string names a dynamic dimension ("N", "H", "W", "H/16", "W/16")
 
 
@@ -109,6 +112,10 @@ class Models:
     task: ModelFile
     warp: ModelFile
     warp_plugin: ModelFile
+    #: The paths of Algorithm 1 as one graph each (:mod:`dff.export.fused_graphs`): N_feat → N_task, and F → W →
+    #: N_task. Optional: exports made before them, or with ``--no-fused-graphs``, run stage by stage.
+    key_path: ModelFile | None = None
+    propagate: ModelFile | None = None
 
 
 @dataclass(frozen=True)
@@ -160,8 +167,16 @@ class Manifest:
         return int(boxes[0].shape[1]) if boxes else None
 
     def files(self) -> dict[str, ModelFile]:
-        """Each model by its role: feature, flow, task, warp, warp_plugin."""
+        """Each separate model by its role: feature, flow, task, warp, warp_plugin (the contract every backend reads)."""
         return {name: getattr(self.models, name) for name in ("feature", "flow", "task", "warp", "warp_plugin")}
+
+    def fused_files(self) -> dict[str, ModelFile]:
+        """The fused graphs the export has, by role (``key_path``, ``propagate``); empty for exports without them."""
+        return {name: entry for name in FUSED if (entry := getattr(self.models, name)) is not None}
+
+    def all_files(self) -> dict[str, ModelFile]:
+        """:meth:`files` and :meth:`fused_files`: every model file the export holds."""
+        return self.files() | self.fused_files()
 
 
 def sha256_file(path: str | Path) -> str:
@@ -231,7 +246,7 @@ def load_manifest(directory: str | Path, *, verify: bool = True) -> Manifest:
     if manifest.format != FORMAT:
         raise ExportError(f"{path} has format {manifest.format!r}, this dff reads {FORMAT!r}: run `dff export` again")
     if verify:
-        for role, entry in manifest.files().items():
+        for role, entry in manifest.all_files().items():
             file = directory / entry.file
             if not file.is_file():
                 raise ExportError(f"{file} ({role} model) is missing from the export: run `dff export` again")

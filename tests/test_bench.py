@@ -66,7 +66,8 @@ class TestBenchCommand:
             assert 0 < row["measured_speedup_min"] <= row["measured_speedup"] <= row["measured_speedup_max"] < math.inf
             assert row["fps"] > 0
         stages = result["stages_ms"]
-        assert set(stages["key"]) >= {"feature", "task", "total"} and set(stages["non-key"]) >= {"flow", "warp", "task"}
+        # ONNX Runtime runs each path as one fused graph: one stage a path.
+        assert set(stages["key"]) >= {"key_path", "total"} and set(stages["non-key"]) >= {"propagate", "total"}
         assert plot.read_bytes().startswith(PNG_SIGNATURE)
 
     def test_table(self, export: Path, capsys: pytest.CaptureFixture[str]) -> None:

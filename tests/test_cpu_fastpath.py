@@ -1,5 +1,7 @@
-"""The cheaper graphs of issue 19: the task graph's ArgMax over NHWC (same labels) and the flow graph's normalisation
-after F's 2x2 halving (same flow and scale to float32 rounding), on the shipped demo model in ONNX Runtime and OpenVINO."""
+"""The cheaper graphs of issue 19, on the shipped demo model in ONNX Runtime and OpenVINO: the task graph's ArgMax over
+NHWC (same labels), the flow graph's normalisation after F's 2x2 halving, the BGR -> RGB reorder folded into the first
+convolutions and the decoder's crops once per level, none at a fixed size that needs none (same outputs to float32
+rounding)."""
 
 from __future__ import annotations
 
@@ -67,4 +69,30 @@ def test_flow_normalised_after_halving_equals_normalised_before(export: Path) ->
     for engine, outputs in _engines(export / "flow.onnx", {"key_frame": key, "frame": current}).items():
         for got, want in zip(outputs, expected):
             want = want.numpy()
+            assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max(), engine
+
+
+def test_feature_graph_reads_bgr_without_a_flip(export: Path) -> None:
+    model, config = load_checkpoint(DEMO_MODEL)
+    (frame,) = (f[None] for f in vtest_frames(1, SIZE, start=40))
+    normalize = FrameNormalizer(mean=config.mean, std=config.std, layout="nhwc_bgr")
+    with torch.no_grad():  # the published order: BGR -> RGB, normalise, N_feat
+        expected = model.feature_net(normalize(torch.from_numpy(frame).float())).numpy()
+    assert "Slice" not in {n.op_type for n in onnx.load(export / "feature.onnx").graph.node}
+    for engine, (feat,) in _engines(export / "feature.onnx", {"frame": frame}).items():
+        assert np.abs(feat - expected).max() <= 1e-5 * np.abs(expected).max(), engine
+
+
+def test_fixed_size_flow_graph_has_no_crops_and_equal_outputs(export: Path, tmp_path: Path) -> None:
+    # 128x256 needs no crop (every skip of the decoder is even); 128x160 does (the export above crops at run time).
+    size = (128, 256)
+    fixed = tmp_path / "fixed"
+    export_checkpoint(DEMO_MODEL, fixed, ExportOptions(height=size[0], width=size[1]))
+    nodes = {n.op_type for n in onnx.load(fixed / "flow.onnx").graph.node}
+    assert "Slice" not in nodes and "Slice" in {n.op_type for n in onnx.load(export / "flow.onnx").graph.node}
+    key, current = (frame[None] for frame in vtest_frames(2, size, start=40))
+    feeds = {"key_frame": key, "frame": current}
+    dynamic = _engines(export / "flow.onnx", feeds)["onnxruntime"]
+    for engine, outputs in _engines(fixed / "flow.onnx", feeds).items():
+        for got, want in zip(outputs, dynamic, strict=True):
             assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max(), engine

@@ -50,7 +50,9 @@ def test_manifest_records_task_and_detection_outputs(exported):
     assert manifest["model"]["task"] == "detection"
     outputs = {o["name"]: o for o in manifest["models"]["task"]["outputs"]}
     assert outputs["boxes"]["shape"] == ["N", MAX_DETECTIONS, 4] and outputs["count"]["shape"] == ["N"]
-    assert sorted(p.name for p in out.glob("*.onnx")) == ["feature.onnx", "flow.onnx", "task.onnx", "warp.onnx", "warp_plugin.onnx"]
+    assert sorted(p.name for p in out.glob("*.onnx")) == sorted(
+        ["feature.onnx", "flow.onnx", "task.onnx", "warp.onnx", "warp_plugin.onnx", "key_path.onnx", "propagate.onnx"]
+    )
 
 
 def test_check_matches_pytorch_in_four_runtimes_on_random_and_real_frames(exported):

@@ -106,7 +106,7 @@ class TestExport:
         assert manifest.checkpoint_sha256 == sha256_file(checkpoint)
         assert manifest.class_names == tuple(f"class{i}" for i in range(5))
         assert sorted(p.name for p in exports[dtype].iterdir()) == sorted(
-            ["manifest.json"] + [entry.file for entry in manifest.files().values()]
+            ["manifest.json"] + [entry.file for entry in manifest.all_files().values()]
         )
         io = {role: {s.name: (s.dtype, s.shape) for s in entry.inputs + entry.outputs} for role, entry in manifest.files().items()}
         assert io["feature"] == {"frame": ("uint8", ("N", "H", "W", 3)), "feat": (dtype, ("N", 32, "H/16", "W/16"))}

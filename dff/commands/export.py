@@ -19,8 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
         help="export a checkpoint to ONNX (feature, flow, task, warp, warp_plugin) with a manifest",
-        description="Write feature.onnx, flow.onnx, task.onnx, warp.onnx, warp_plugin.onnx and manifest.json into "
-        "--out, atomically. Frames go in as uint8 BGR (N, H, W, 3): preprocessing is inside the graphs.",
+        description="Write feature.onnx, flow.onnx, task.onnx, warp.onnx, warp_plugin.onnx, the fused key_path.onnx "
+        "(N_feat then N_task) and propagate.onnx (F, W, N_task) and manifest.json into --out, atomically. Frames go in "
+        "as uint8 BGR (N, H, W, 3): preprocessing is inside the graphs.",
     )
     parser.add_argument("checkpoint", help="checkpoint (.safetensors, or the folder holding model.safetensors) from `dff init` or `dff train`")
     parser.add_argument("--out", required=True, help="export directory (created, or replaced if it holds an export)")
@@ -35,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="largest frame size of a dynamic export (default 2048x2048)")
     parser.add_argument("--max-detections", type=int, default=None,
                         help="detection exports: the most boxes per frame, the rows of the padded outputs (default 100)")
+    parser.add_argument("--no-fused-graphs", dest="fused_graphs", action="store_false",
+                        help="leave out key_path.onnx and propagate.onnx (ONNX Runtime and OpenVINO then run stage by stage)")
     parser.set_defaults(handler=run)
 
 
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         width=args.width,
         min_size=args.min_size,
         max_size=args.max_size,
+        fused_graphs=args.fused_graphs,
         **({} if args.max_detections is None else {"max_detections": args.max_detections}),
     )
     start = time.perf_counter()
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     sizes = manifest.sizes
     print(
         f"wrote {args.out} in {time.perf_counter() - start:.1f} s: "
-        + ", ".join(entry.file for entry in manifest.files().values())
+        + ", ".join(entry.file for entry in manifest.all_files().values())
         + f", manifest.json ({manifest.dtype}, opset {manifest.opset}, frames {sizes.min_height}x{sizes.min_width}"
         f"..{sizes.max_height}x{sizes.max_width} in steps of {sizes.multiple})"
     )

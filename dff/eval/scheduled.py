@@ -40,7 +40,7 @@ class ScheduleScore:
         """One frame's result; ``label`` None for a frame without a label (run, timed, not scored)."""
         self.frames += 1
         self.keys += result.key
-        self.flows += "flow" in result.timing.stages_ms
+        self.flows += result.timing.ran_flow
         self.seconds += seconds
         if label is not None:
             frame = confusion_matrix(result.labels, label, self.num_classes)

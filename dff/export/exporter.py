@@ -1,4 +1,5 @@
-"""``export_checkpoint``: a checkpoint → feature, flow, task, warp and warp_plugin ONNX files and their manifest.
+"""``export_checkpoint``: a checkpoint → feature, flow, task, warp and warp_plugin ONNX files, the fused key_path and
+propagate graphs, and their manifest.
 
 Every file goes into a staging directory first (beside a new target, inside an earlier export),
 so a failure, Ctrl-C or SIGTERM removes it and leaves an existing export untouched; a staging
@@ -22,6 +23,7 @@ from dff.checkpoint_path import checkpoint_file
 from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
 from dff.config import ModelConfig
 from dff.errors import ConfigError, ExportError
+from dff.export.fused_graphs import write_fused_graphs
 from dff.export.detection_graph import DetectionGraph, detection_outputs, pin_detection_rows
 from dff.export.options import DEFAULT_MAX_DETECTIONS, ExportOptions
 from dff.export.torch_graphs import FeatureGraph, FlowGraph, TaskGraph, export_graph
@@ -117,7 +119,11 @@ def _write_models(
     paths = {role: directory / f"{role}.onnx" for role in ROLES}
     feature = FeatureGraph(feature_net=model.feature_net.to(dtype), config=config, dtype=dtype).eval()
     flow = FlowGraph(
-        flow_net=model.flow_net.to(dtype), config=config, dtype=dtype, statistics=options.flow_statistics
+        flow_net=model.flow_net.to(dtype),
+        config=config,
+        dtype=dtype,
+        statistics=options.flow_statistics,
+        fixed_size=sizes.min_height == sizes.max_height and sizes.min_width == sizes.max_width,
     ).eval()
     if config.task == "detection":
         task = DetectionGraph(task_net=model.task_net.to(dtype), max_detections=options.max_detections).eval()
@@ -178,6 +184,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, options: ExportOp
             role: ModelFile(file=path.name, sha256=sha256_file(path), inputs=specs[role][0], outputs=specs[role][1])
             for role, path in paths.items()
         }
+        if options.fused_graphs:
+            files |= write_fused_graphs(staging, files)
         manifest = Manifest(
             format=FORMAT,
             exporter_version=__version__,
@@ -252,13 +260,13 @@ def _update_export(staging: Path, out: Path, manifest: Manifest) -> None:
     notes) is kept. Until the manifest is replaced, the earlier manifest's hashes reject a half-updated export.
     """
     previous = load_manifest(out, verify=False) if (out / MANIFEST_NAME).is_file() else None
-    new_files = {entry.file: entry.sha256 for entry in manifest.files().values()}
+    new_files = {entry.file: entry.sha256 for entry in manifest.all_files().values()}
     for name, digest in new_files.items():
         target = out / name
         if target.is_file() and not target.is_symlink() and sha256_file(target) == digest:
             continue
         os.replace(staging / name, target)
     os.replace(staging / MANIFEST_NAME, out / MANIFEST_NAME)
-    for entry in previous.files().values() if previous else ():
+    for entry in previous.all_files().values() if previous else ():
         if entry.file not in new_files and Path(entry.file).name == entry.file:
             (out / entry.file).unlink(missing_ok=True)

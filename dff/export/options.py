@@ -28,6 +28,8 @@ class ExportOptions:
     bounds go to the manifest (and on to TensorRT's optimisation profile). Batch stays dynamic.
     ``flow_statistics``: ``flow.onnx`` also outputs ``flow_stats`` (N, 4), the signals of adaptive key
     frames (:mod:`dff.ops.flow_statistics`); False writes the graph exports had before it.
+    ``fused_graphs``: also write ``key_path.onnx`` and ``propagate.onnx``, each path of Algorithm 1 as one graph
+    (:mod:`dff.export.fused_graphs`), which ONNX Runtime and OpenVINO then run in one call a frame.
     """
 
     opset: int = DEFAULT_OPSET
@@ -37,6 +39,7 @@ class ExportOptions:
     min_size: tuple[int, int] | None = None
     max_size: tuple[int, int] | None = None
     flow_statistics: bool = True
+    fused_graphs: bool = True
     #: Detection exports: rows of the padded outputs, the most boxes one frame reports (ignored for segmentation).
     max_detections: int = DEFAULT_MAX_DETECTIONS
 

@@ -104,8 +104,11 @@ class InceptionBlock(nn.Module):
         return torch.cat((self.branch1x1(x), self.branch3x3(x), self.branch5x5(x)), dim=1)
 
 
-def _crop_to(x: Tensor, like: Tensor) -> Tensor:
-    """x cropped to like's height and width, read from like at run time (dynamic in exported graphs)."""
+def _crop_to(x: Tensor, like: Tensor, *, fixed_size: bool) -> Tensor:
+    """x cropped to like's height and width: read from like at run time (dynamic in exported graphs), or, with
+    ``fixed_size`` (a graph traced for one frame size), only where the sizes differ, so that no-op crops vanish."""
+    if fixed_size and x.shape[2:] == like.shape[2:]:
+        return x
     return x[:, :, : like.shape[2], : like.shape[3]]
 
 
@@ -123,8 +126,10 @@ class RefinementLevel(nn.Module):
         self.out_channels = skip_channels + out_channels + 2
         self.predict_flow = nn.Conv2d(self.out_channels, 2, 3, padding=1)
 
-    def forward(self, x: Tensor, flow: Tensor, skip: Tensor) -> tuple[Tensor, Tensor]:
-        x = torch.cat((skip, _crop_to(self.deconv(x), skip), _crop_to(self.upsample_flow(flow), skip)), dim=1)
+    def forward(self, x: Tensor, flow: Tensor, skip: Tensor, *, fixed_size: bool = False) -> tuple[Tensor, Tensor]:
+        # Both up-sampled maps are one size (twice the coarser level's): one crop of the two together.
+        up = _crop_to(torch.cat((self.deconv(x), self.upsample_flow(flow)), dim=1), skip, fixed_size=fixed_size)
+        x = torch.cat((skip, up), dim=1)
         return x, self.predict_flow(x)
 
 
@@ -189,18 +194,23 @@ class FlowNet(nn.Module):
     @staticmethod
     def halve(key: Tensor, current: Tensor) -> Tensor:
         """The input pair, half-sized (Section 4) by 2×2 average pooling: (N, 6, H/2, W/2), current frame first."""
-        # Current frame first: FlowNet's flow maps locations of its first image into its second.
-        return F.avg_pool2d(torch.cat((current, key), dim=1), 2)
+        # Current frame first: FlowNet's flow maps locations of its first image into its second. Each frame is pooled
+        # before the concatenation (pooling is per channel: the same numbers), which then copies a quarter of the bytes.
+        return torch.cat((F.avg_pool2d(current, 2), F.avg_pool2d(key, 2)), dim=1)
 
-    def from_halved(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(M, S) from :meth:`halve`'s output; normalisation commutes with the halving, so it may come either side."""
+    def from_halved(self, x: Tensor, *, fixed_size: bool = False) -> tuple[Tensor, Tensor]:
+        """(M, S) from :meth:`halve`'s output; normalisation commutes with the halving, so it may come either side.
+
+        ``fixed_size``: tracing for one input size only; the decoder then crops only where that size needs it (an
+        odd skip size). Otherwise every crop reads its size at run time, as a graph with dynamic sizes must.
+        """
         skips = []
         for stage in self.encoder:
             x = stage(x)
             skips.append(x)
         flow = self.predict_flow6(x)
         for level, skip in zip(self.decoder, reversed(skips[:-1])):
-            x, flow = level(x, flow, skip)
+            x, flow = level(x, flow, skip, fixed_size=fixed_size)
         # Stride 8 → 16 of the frame (Section 4); flow values are feature pixels already (see module docstring).
         # Halving with align_corners=False averages 2×2 cells, as the DFF code's pooling does.
         x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)

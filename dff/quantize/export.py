@@ -23,6 +23,7 @@ import onnx
 
 from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
 from dff.errors import ExportError
+from dff.export.fused_graphs import write_fused_graphs
 from dff.manifest import MANIFEST_NAME, Manifest, ModelFile, Quantization, load_manifest, sha256_file, write_manifest
 from dff.quantize.calibration import calibration_set
 from dff.quantize.quantizer import ACTIVATIONS, TOOL, WEIGHTS, Method, flow_field_layers, quantize_network
@@ -81,6 +82,8 @@ def quantize_export(
             else:
                 shutil.copyfile(export / entry.file, target)
             entries[role] = replace(entry, sha256=sha256_file(target))
+        if manifest.fused_files():  # composed again from the int8 networks, so both paths run the quantized graphs
+            entries |= write_fused_graphs(staging, entries)
         record = Quantization(
             networks=QUANTIZED,
             tool=TOOL,

@@ -47,6 +47,16 @@ state (its key frame and key features) is always per-stream handles, whichever c
   batched-correct without writing a line; ``native_batching`` tells which backends override them
   with one engine call per batch.
 
+Paths: one call per frame where the engine can
+-----------------------------------------------
+:meth:`Backend.key_path` (lines 8-9: N_feat, then N_task) and :meth:`Backend.propagate` (lines 11-12: F, W,
+N_task) are what the one-stream runtime calls. Their default implementations compose the stage methods,
+so every backend runs them; ONNX Runtime and OpenVINO override them with the export's fused graphs
+(``key_path.onnx``, ``propagate.onnx``: one engine call a frame instead of two or three) where the export
+has them. Each takes ``lap``, called with a stage's name when it ends, for the runtime's timing: the
+defaults report ``feature``, ``task`` and ``flow``, ``warp``, ``task``; a fused call reports itself once
+as ``key_path`` or ``propagate``.
+
 Preprocessing lives in the models (see :mod:`dff.manifest`): frames go to the device as uint8
 BGR, exactly as OpenCV decodes them, and labels come back as uint8 class indices at frame size.
 The host only resizes frames to an allowed size (``sizes``) before ``upload``.
@@ -62,7 +72,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import TracebackType
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
@@ -80,6 +90,12 @@ FeatureHandle: TypeAlias = Any
 FlowHandle: TypeAlias = Any
 #: uint8 (1, H, W) per-pixel class indices on the device.
 LabelHandle: TypeAlias = Any
+#: Called with a stage's name when the stage ends (the runtime's stopwatch); see "Paths" above.
+Lap: TypeAlias = Callable[[str], None]
+
+
+def no_lap(stage: str) -> None:
+    """The :data:`Lap` of a caller that does not time."""
 
 
 class Backend(ABC):
@@ -136,6 +152,39 @@ class Backend(ABC):
     @abstractmethod
     def download(self, labels: LabelHandle) -> np.ndarray:
         """Wait for ``labels`` and copy them to the host: a new uint8 (H, W) array of class indices."""
+
+    # Paths: the defaults compose the stages; a backend with fused graphs runs each in one call (see "Paths").
+
+    def key_path(self, frame: FrameHandle, lap: Lap = no_lap) -> tuple[FeatureHandle, LabelHandle]:
+        """(f_k, y_k) = (N_feat(I_k), N_task(f_k)) (Algorithm 1, lines 8-9): the key features, kept for the frames
+        after, and the key frame's labels."""
+        feat = self.feature(frame)
+        lap("feature")
+        labels = self.task(feat)
+        lap("task")
+        return feat, labels
+
+    def propagate(
+        self,
+        key_frame: FrameHandle,
+        key_feat: FeatureHandle,
+        frame: FrameHandle,
+        lap: Lap = no_lap,
+        *,
+        statistics: bool = False,
+    ) -> tuple[LabelHandle, FlowStatistics | None]:
+        """y_i = N_task(W(f_k, F(I_k, I_i))) (lines 11-12) and, with ``statistics``, F's statistics (None without,
+        or where the export has none: copying them to the host waits for F, which an asynchronous device should not).
+
+        An adaptive scheduler reads the statistics afterwards and may promote the frame to a key frame; its labels
+        are then dropped (W and N_task were paid with F, one call on a fused backend)."""
+        flow = self.flow(key_frame, frame)
+        lap("flow")
+        feat = self.warp(key_feat, flow)
+        lap("warp")
+        labels = self.task(feat)
+        lap("task")
+        return labels, self.flow_statistics(flow) if statistics else None
 
     # Batches: one call per stage for the frames of many streams (see "Batches" above). The defaults loop.
 

@@ -1,8 +1,9 @@
 """Algorithm 1 of the paper: deep feature flow inference on one video stream, over any backend.
 
-Per frame: resize to an allowed size and upload (preprocess); on a key frame, f_k = N_feat(I_k);
-otherwise f_i = W(f_k, F(I_k, I_i)); then y_i = N_task(f_i), downloaded and resized back to the
-frame's own size (postprocess). The stream's state is the key frame, as the flow network takes
+Per frame: resize to an allowed size and upload (preprocess); on a key frame, f_k = N_feat(I_k) and
+y_k = N_task(f_k) (the backend's key path); otherwise y_i = N_task(W(f_k, F(I_k, I_i))) (its propagation),
+each one engine call where the backend has fused graphs; then the labels are downloaded and resized
+back to the frame's own size (postprocess). The stream's state is the key frame, as the flow network takes
 it, and the key features, both left on the backend's device.
 
 One runtime is one stream; streams can share a backend (handles own their memory).
@@ -62,19 +63,14 @@ class DeepFeatureFlowRuntime:
         watch.lap("preprocess")
         key = self.scheduler.is_key(image)  # line 6
         if not key:
-            flow = self.backend.flow(self.key_frame, frame)  # line 11: F(I_k, I_i), S(I_k, I_i)
-            watch.lap("flow")
-            # An adaptive scheduler reads F's statistics (16 bytes) and may still make this a key frame.
-            key = self.scheduler.reads_flow and self.scheduler.observe(self.backend.flow_statistics(flow))
+            # lines 11-12: y_i = N_task(W(f_k, F(I_k, I_i))), with F's statistics (16 bytes)
+            reads_flow = self.scheduler.reads_flow
+            labels, statistics = self.backend.propagate(self.key_frame, self.key_feat, frame, watch.lap, statistics=reads_flow)
+            # An adaptive scheduler reads them and may still make this a key frame.
+            key = reads_flow and self.scheduler.observe(statistics)
         if key:
             self.key_frame = frame  # line 7: k = i
-            self.key_feat = feat = self.backend.feature(frame)  # line 8: f_k = N_feat(I_k)
-            watch.lap("feature")
-        else:
-            feat = self.backend.warp(self.key_feat, flow)  # line 11: f_i = W(f_k, M, S)
-            watch.lap("warp")
-        labels = self.backend.task(feat)  # lines 9 and 12: y = N_task(f)
-        watch.lap("task")
+            self.key_feat, labels = self.backend.key_path(frame, watch.lap)  # lines 8-9: f_k = N_feat(I_k), y_k = N_task(f_k)
         output = self.backend.download(labels)
         if isinstance(output, Detections):
             labels, detections = None, output.rescaled(self.network_size(*image.shape[:2]), image.shape[:2])
@@ -93,8 +89,9 @@ class DeepFeatureFlowRuntime:
         """Run every stage once at the network size for frames of ``height`` × ``width`` (first runs allocate and
         tune), so that timings measure the steady state. The stream's state is untouched."""
         frame = self.backend.upload(np.zeros((*self.network_size(height, width), 3), np.uint8))
-        feat = self.backend.feature(frame)
-        self.backend.download(self.backend.task(self.backend.warp(feat, self.backend.flow(frame, frame))))
+        feat, labels = self.backend.key_path(frame)
+        self.backend.download(labels)
+        self.backend.download(self.backend.propagate(frame, feat, frame, statistics=self.scheduler.reads_flow)[0])
 
     def _resize(self, image: np.ndarray) -> np.ndarray:
         height, width = self.network_size(*image.shape[:2])

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: The stages of one frame, in order. A key frame runs feature, a non-key frame flow and warp.
-STAGES = ("preprocess", "feature", "flow", "warp", "task", "postprocess")
+#: The stages of one frame, in order. A key frame runs feature, a non-key frame flow and warp; where the backend runs a
+#: path as one fused graph (:meth:`~dff.runtime.backend.Backend.key_path`, ``propagate``), that call is one stage,
+#: ``key_path`` (feature and task) or ``propagate`` (flow, warp and task).
+STAGES = ("preprocess", "feature", "key_path", "flow", "warp", "propagate", "task", "postprocess")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,16 @@ class FrameTiming:
     def total_ms(self) -> float:
         return sum(self.stages_ms.values())
 
+    @property
+    def ran_flow(self) -> bool:
+        """Whether F ran on this frame: a non-key frame, or one an adaptive scheduler promoted after F."""
+        return "flow" in self.stages_ms or "propagate" in self.stages_ms
+
+    @property
+    def ran_feature(self) -> bool:
+        """Whether N_feat ran on this frame: a key frame."""
+        return "feature" in self.stages_ms or "key_path" in self.stages_ms
+
 
 class Stopwatch:
     """Laps of ``perf_counter`` for the stages of one frame; synchronises before each lap when given ``synchronize``."""
@@ -39,11 +51,12 @@ class Stopwatch:
         self._last = time.perf_counter()
 
     def lap(self, stage: str) -> None:
-        """Record the time since the previous lap (or the start) as ``stage``."""
+        """Add the time since the previous lap (or the start) to ``stage`` (a frame promoted to a key frame after F
+        runs task twice)."""
         if self._synchronize is not None:
             self._synchronize()
         now = time.perf_counter()
-        self.stages_ms[stage] = (now - self._last) * 1e3
+        self.stages_ms[stage] = self.stages_ms.get(stage, 0.0) + (now - self._last) * 1e3
         self._last = now
 
 

@@ -32,7 +32,7 @@ from dff import manifest as names
 from dff.errors import ConfigError
 from dff.manifest import invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
-from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
+from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
 from dff.runtime.detections import Detections, task_outputs
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
@@ -193,7 +193,8 @@ class OnnxRuntimeBackend(Backend):
     threads per session (ONNX Runtime's default when None); ``spin_threads``: let idle intra-op threads
     spin, as ONNX Runtime does by default. Off here: the four sessions run one after another, and
     the spinning threads of the idle ones take the cores from the running one (on 2 CPU cores that
-    made every stage several times slower).
+    made every stage several times slower). ``fused_graphs``: run the one-stream paths through the export's
+    ``key_path.onnx`` and ``propagate.onnx`` where it has them, one session call a frame (False: stage by stage).
     """
 
     name = "onnxruntime"
@@ -208,6 +209,7 @@ class OnnxRuntimeBackend(Backend):
         engine_cache_dir: str | Path | None = None,
         threads: int | None = None,
         spin_threads: bool = False,
+        fused_graphs: bool = True,
     ) -> None:
         directory = Path(model)
         manifest = load_manifest(directory)
@@ -225,8 +227,12 @@ class OnnxRuntimeBackend(Backend):
         files = manifest.files()
         # (M, S), and their statistics where flow.onnx has them (exports before issue 16 do not).
         self._flow_outputs = tuple(s.name for s in files["flow"].outputs if s.name in (names.FLOW, names.SCALE, FLOW_STATS))
+        # Outputs of the fused graphs: the key features and the task's; the task's and F's statistics where it has them.
+        self._fused_outputs = {"key_path": (names.FEAT, *self._task_outputs), "propagate": (*self._task_outputs, *self._flow_outputs[2:])}
+        fused = manifest.fused_files() if fused_graphs else {}
         self._sessions = {
-            role: _session(directory / files[role].file, role, options, providers) for role in ("feature", "flow", "warp", "task")
+            role: _session(directory / entry.file, role, options, providers)
+            for role, entry in {**{role: files[role] for role in ("feature", "flow", "warp", "task")}, **fused}.items()
         }
         # Bindings are reused, per thread: creating one per call costs 5-10 µs a stage. Outputs are
         # allocated anew on each run, so handles returned earlier keep their memory.
@@ -267,6 +273,31 @@ class OnnxRuntimeBackend(Backend):
     def task(self, feat: FeatureHandle) -> LabelHandle:
         outputs = self._run("task", {names.FEAT: feat}, self._task_outputs)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def key_path(self, frame: FrameHandle, lap: Lap = no_lap) -> tuple[FeatureHandle, LabelHandle]:
+        if "key_path" not in self._sessions:
+            return super().key_path(frame, lap)
+        feat, *task = self._run("key_path", {names.FRAME: frame}, self._fused_outputs["key_path"])
+        lap("key_path")
+        return feat, task[0] if len(task) == 1 else tuple(task)
+
+    def propagate(
+        self,
+        key_frame: FrameHandle,
+        key_feat: FeatureHandle,
+        frame: FrameHandle,
+        lap: Lap = no_lap,
+        *,
+        statistics: bool = False,
+    ) -> tuple[LabelHandle, FlowStatistics | None]:
+        if "propagate" not in self._sessions:
+            return super().propagate(key_frame, key_feat, frame, lap, statistics=statistics)
+        inputs = {names.KEY_FRAME: key_frame, names.FRAME: frame, names.KEY_FEAT: key_feat}
+        outputs = self._run("propagate", inputs, self._fused_outputs["propagate"])
+        lap("propagate")
+        task, stats = outputs[: len(self._task_outputs)], outputs[len(self._task_outputs) :]
+        found = FlowStatistics.from_array(stats[0].numpy()) if statistics and stats else None
+        return task[0] if len(task) == 1 else tuple(task), found
 
     def download(self, labels: LabelHandle) -> np.ndarray | Detections:
         if isinstance(labels, tuple):  # a detection export's boxes, scores, classes, count

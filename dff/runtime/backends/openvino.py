@@ -8,6 +8,8 @@
   on CPUs with native bf16 (AMX, and AVX512_BF16 as on this machine's EPYC), which flips labels
   against the other backends; ``precision="f32"`` (the default) sets ``ov::hint::inference_precision``
   so labels match them, and ``precision="bf16"`` opts in to the fast path.
+* **One call a frame** where the export has fused graphs (``key_path.onnx``, ``propagate.onnx``): the
+  one-stream paths run them, compiled per size like the others (``fused_graphs=False``: stage by stage).
 * **Tensors stay in OpenVINO's memory.** Handles are ``ov.Tensor`` s: every returned handle is a
   tensor allocated for that call and set as the infer request's output, so the request never
   overwrites a handle the caller still holds; the key frame and key features are passed back as
@@ -30,7 +32,7 @@ from dff import manifest as names
 from dff.errors import ConfigError
 from dff.manifest import Dim, ModelFile, invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
-from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
+from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
 from dff.runtime.detections import Detections, task_outputs
 
 Precision = Literal["f32", "bf16", "f16"]
@@ -105,7 +107,7 @@ class OpenVINOBackend(Backend):
     ``device``: an OpenVINO device name (``CPU``, ``GPU``, ``GPU.1``, ``NPU``, ``AUTO``, ...);
     ``precision``: ``f32`` (default: labels as the other backends give them), ``bf16`` (CPUs with
     AMX or AVX512_BF16) or ``f16`` (GPUs, NPUs); ``threads``: CPU inference threads (OpenVINO's
-    default when None).
+    default when None); ``fused_graphs``: run the paths through the export's fused graphs where it has them.
     """
 
     name = "openvino"
@@ -117,6 +119,7 @@ class OpenVINOBackend(Backend):
         device: str = "CPU",
         precision: Precision = "f32",
         threads: int | None = None,
+        fused_graphs: bool = True,
     ) -> None:
         directory = Path(model)
         manifest = load_manifest(directory)
@@ -139,18 +142,22 @@ class OpenVINOBackend(Backend):
             self._config["INFERENCE_NUM_THREADS"] = threads
         files = manifest.files()
         self._files: dict[str, ModelFile] = {role: files[role] for role in _RETURNED}
-        if any(spec.name == FLOW_STATS for spec in files["flow"].outputs):  # exports before issue 16 lack it
-            self._returned["flow"] += (FLOW_STATS,)
+        stats = (FLOW_STATS,) if any(spec.name == FLOW_STATS for spec in files["flow"].outputs) else ()  # not before issue 16
+        self._returned["flow"] += stats
+        if fused_graphs:
+            self._files |= manifest.fused_files()
+            # The key features and the task's outputs; the task's outputs and F's statistics.
+            self._returned |= {"key_path": (names.FEAT, *self._returned["task"]), "propagate": (*self._returned["task"], *stats)}
         # Read once; each frame size compiles a reshaped clone.
         self._models = {role: _read_model(directory / entry.file, role, entry) for role, entry in self._files.items()}
         self._compiled: dict[tuple[int, int], dict[str, _Network]] = {}
 
     def networks(self, height: int, width: int) -> dict[str, _Network]:
-        """The four networks compiled for frames of ``height`` × ``width`` (compiled on first use, then cached)."""
+        """The networks (four, and the fused ones) compiled for frames of ``height`` × ``width`` (compiled on first use, then cached)."""
         size = (height, width)
         if size not in self._compiled:
             self.sizes.check(height, width)
-            self._compiled[size] = {role: self._compile(role, height, width) for role in _RETURNED}
+            self._compiled[size] = {role: self._compile(role, height, width) for role in self._files}
         return self._compiled[size]
 
     def _compile(self, role: str, height: int, width: int) -> _Network:
@@ -188,6 +195,32 @@ class OpenVINOBackend(Backend):
     def task(self, feat: FeatureHandle) -> LabelHandle:
         outputs = self._at_feature_size(feat)["task"].run({names.FEAT: feat})
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def key_path(self, frame: FrameHandle, lap: Lap = no_lap) -> tuple[FeatureHandle, LabelHandle]:
+        if "key_path" not in self._files:
+            return super().key_path(frame, lap)
+        feat, *task = self.networks(*frame.shape[1:3])["key_path"].run({names.FRAME: frame})
+        lap("key_path")
+        return feat, task[0] if len(task) == 1 else tuple(task)
+
+    def propagate(
+        self,
+        key_frame: FrameHandle,
+        key_feat: FeatureHandle,
+        frame: FrameHandle,
+        lap: Lap = no_lap,
+        *,
+        statistics: bool = False,
+    ) -> tuple[LabelHandle, FlowStatistics | None]:
+        if "propagate" not in self._files:
+            return super().propagate(key_frame, key_feat, frame, lap, statistics=statistics)
+        inputs = {names.KEY_FRAME: key_frame, names.FRAME: frame, names.KEY_FEAT: key_feat}
+        outputs = self.networks(*frame.shape[1:3])["propagate"].run(inputs)
+        lap("propagate")
+        count = len(self._returned["task"])
+        task, stats = outputs[:count], outputs[count:]
+        found = FlowStatistics.from_array(stats[0].data) if statistics and stats else None
+        return task[0] if len(task) == 1 else tuple(task), found
 
     def download(self, labels: LabelHandle) -> np.ndarray | Detections:
         if isinstance(labels, tuple):  # a detection export's boxes, scores, classes, count
