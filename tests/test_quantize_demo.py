@@ -20,7 +20,12 @@ def test_demo_shows_every_configuration_with_its_accuracy(tmp_path: Path, capsys
     printed = capsys.readouterr().out
     section = printed[printed.index("fast path (DFF, l = 5"):]
     rows = {name: (float(fps), float(miou), float(agree)) for name, fps, _, miou, agree in ROW.findall(section)}
-    assert set(rows) == set(FAST_PATHS)
+    import openvino as ov
+
+    # Without native bf16 OpenVINO computes f32 whatever it is asked, and the bf16 rows say so.
+    native = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    shown = {name if native or "bf16" not in name else f"{name} (f32 here)" for name in FAST_PATHS}
+    assert set(rows) == shown
     assert rows["float32 ONNX Runtime"][2] == 100.0
     assert all(0 < miou <= 100 and 90 <= agree <= 100 for _, miou, agree in rows.values())
     fastest = max(rows, key=lambda name: rows[name][0])

@@ -34,6 +34,7 @@ from dff.manifest import Dim, ModelFile, invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
 from dff.runtime.detections import Detections, task_outputs
+from dff.sources import warn_caller
 
 Precision = Literal["f32", "bf16", "f16"]
 _PRECISIONS: dict[str, ov.Type] = {"f32": ov.Type.f32, "bf16": ov.Type.bf16, "f16": ov.Type.f16}
@@ -46,6 +47,13 @@ _RETURNED = {
     "warp": (names.FEAT,),
     "task": (names.LABELS,),
 }
+
+
+def native_bf16(core: ov.Core, device: str) -> bool:
+    """Whether ``device`` computes bf16 natively (other devices than the CPU are taken at their word)."""
+    if not device.upper().startswith("CPU"):
+        return True
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def static_shape(shape: tuple[Dim, ...], height: int, width: int) -> list[int]:
@@ -140,6 +148,14 @@ class OpenVINOBackend(Backend):
         }
         if threads is not None:
             self._config["INFERENCE_NUM_THREADS"] = threads
+        #: What the device computes in: OpenVINO's CPU plugin quietly runs f32 where the CPU has no native bf16.
+        self.precision = precision if precision != "bf16" or native_bf16(core, self._device) else "f32"
+        if self.precision != precision:
+            warn_caller(
+                f"precision=bf16 asked for, but this CPU has no native bf16 (OpenVINO's CPU capabilities: "
+                f"{', '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}): OpenVINO computes in f32 here; "
+                "bf16 needs AVX512_BF16 or AMX", RuntimeWarning
+            )
         files = manifest.files()
         self._files: dict[str, ModelFile] = {role: files[role] for role in _RETURNED}
         stats = (FLOW_STATS,) if any(spec.name == FLOW_STATS for spec in files["flow"].outputs) else ()  # not before issue 16
