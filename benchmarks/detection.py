@@ -44,7 +44,7 @@ from dff.data.pairs import FlowPairDataset  # noqa: E402
 from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig  # noqa: E402
 from dff.detection.evaluate import evaluate_detection  # noqa: E402
 from dff.detection.flow_check import ExactFlow, flow_on_objects, stale_box_share  # noqa: E402
-from dff.detection.ground_truth import FrameBoxes, SyntheticBoxes  # noqa: E402
+from dff.detection.ground_truth import AnnotatedFrames, SyntheticBoxes  # noqa: E402
 from dff.detection.model import build_detection_model  # noqa: E402
 from dff.detection.train import load_detector, train_detector  # noqa: E402
 from dff.models.preprocess import FrameNormalizer  # noqa: E402
@@ -121,24 +121,6 @@ def pretrain_flow(output: Path, iterations: int) -> Path:
         )
     finally:
         stop(group)
-
-
-class AnnotatedFrames:
-    """A boxed sequence whose annotated frames are ``frames`` (ImageNet VID's sparse protocol at toy scale)."""
-
-    def __init__(self, sequence: SyntheticBoxes, frames: Sequence[int]) -> None:
-        self.sequence = sequence
-        self.class_names = sequence.class_names
-        self.labelled_frames = [t for t in frames if t < len(sequence)]
-
-    def __len__(self) -> int:
-        return len(self.sequence)
-
-    def image(self, t: int) -> np.ndarray:
-        return self.sequence.image(t)
-
-    def boxes(self, t: int) -> FrameBoxes:
-        return self.sequence.boxes(t)
 
 
 def held_out_videos() -> list[SyntheticVideo]:
