@@ -129,3 +129,22 @@ def test_bad_detection_evaluations_are_one_line(detector, tmp_path, capsys):
     data.write_text(DATA.replace(f"frame_step: {STEP}", "frame_step: 0"))
     assert main(["eval", str(detector), str(data), "--device", "cpu"]) == 2
     assert "data.frame_step must be >= 1" in capsys.readouterr().err
+
+
+def test_the_shipped_eval_config_is_the_benchmarks_held_out_test():
+    import importlib.util
+
+    from dff.config import load_config
+    from dff.detection.evaluate import detection_sequences
+    from dff.train.data import VideoConfig
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("detection_benchmark", repo / "benchmarks" / "detection.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    ours = detection_sequences(load_config(VideoConfig, repo / "configs" / "detection" / "eval.yaml"))
+    theirs = [AnnotatedFrames(SyntheticBoxes(v), bench.TEST_FRAMES) for v in bench.held_out_videos()]
+    assert [list(s.labelled_frames) for s in ours] == [list(s.labelled_frames) for s in theirs] and len(ours) == 2
+    for mine, reference in zip(ours, theirs):
+        np.testing.assert_array_equal(mine.image(37), reference.image(37))
+        np.testing.assert_array_equal(mine.boxes(37).boxes, reference.boxes(37).boxes)
