@@ -68,7 +68,9 @@ TEST_VIDEO = replace(VIDEO, length=80, seed=100)
 TEST_VIDEOS = 2  # seeds 100, 101
 #: Annotated test frames: every 4th from 9 on, so every l = 10 pair exists.
 TEST_FRAMES = range(9, TEST_VIDEO.length, 4)
-MODEL = ModelConfig(feature="tiny", flow="tiny", num_classes=VIDEO.num_classes, class_names=SyntheticVideo(VIDEO).class_names)
+MODEL = ModelConfig(
+    task="detection", feature="tiny", flow="tiny", num_classes=VIDEO.num_classes, class_names=SyntheticVideo(VIDEO).class_names
+)
 #: Iterations at --scale 1 (batch sizes: 8 flow pairs, 4 detection pairs).
 ITERATIONS = {"flow": 1200, "frame": 1000, "pairs": 300}
 LR = {"flow": 0.02, "frame": 0.02, "pairs": 0.01}

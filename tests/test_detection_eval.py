@@ -55,6 +55,9 @@ def _held_out() -> list[AnnotatedFrames]:
 
 
 def test_eval_json_gives_map_per_mode_equal_to_the_protocol_and_frame_beats_copy(detector, tmp_path, capsys):
+    from dff.model_task import task_of
+
+    assert task_of(detector) == "detection"
     data = tmp_path / "data.yaml"
     data.write_text(DATA)
     assert main(["eval", str(detector), str(data), "--json", "--device", "cpu"]) == 0
@@ -148,3 +151,11 @@ def test_the_shipped_eval_config_is_the_benchmarks_held_out_test():
     for mine, reference in zip(ours, theirs):
         np.testing.assert_array_equal(mine.image(37), reference.image(37))
         np.testing.assert_array_equal(mine.boxes(37).boxes, reference.boxes(37).boxes)
+
+
+def test_a_detector_is_not_trained_under_a_segmentation_configuration(tmp_path):
+    """Its checkpoint would read as a segmenter to dff eval, export and run."""
+    settings = RunConfig(iterations=1, output_dir=str(tmp_path), device="cpu")
+    with pytest.raises(ValueError, match="model_config.task must be 'detection'"):
+        train_detector(build_detection_model(MODEL), sequences=[], settings=settings, model_config=replace(MODEL, task="segmentation"), max_offset=0)
+    assert not any(tmp_path.iterdir())
