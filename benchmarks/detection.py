@@ -44,7 +44,7 @@ from dff.data.pairs import FlowPairDataset  # noqa: E402
 from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig  # noqa: E402
 from dff.detection.evaluate import evaluate_detection  # noqa: E402
 from dff.detection.flow_check import ExactFlow, flow_on_objects, stale_box_share  # noqa: E402
-from dff.detection.ground_truth import FrameBoxes, SyntheticBoxes  # noqa: E402
+from dff.detection.ground_truth import AnnotatedFrames, SyntheticBoxes  # noqa: E402
 from dff.detection.model import build_detection_model  # noqa: E402
 from dff.detection.train import load_detector, train_detector  # noqa: E402
 from dff.models.preprocess import FrameNormalizer  # noqa: E402
@@ -68,7 +68,9 @@ TEST_VIDEO = replace(VIDEO, length=80, seed=100)
 TEST_VIDEOS = 2  # seeds 100, 101
 #: Annotated test frames: every 4th from 9 on, so every l = 10 pair exists.
 TEST_FRAMES = range(9, TEST_VIDEO.length, 4)
-MODEL = ModelConfig(feature="tiny", flow="tiny", num_classes=VIDEO.num_classes, class_names=SyntheticVideo(VIDEO).class_names)
+MODEL = ModelConfig(
+    task="detection", feature="tiny", flow="tiny", num_classes=VIDEO.num_classes, class_names=SyntheticVideo(VIDEO).class_names
+)
 #: Iterations at --scale 1 (batch sizes: 8 flow pairs, 4 detection pairs).
 ITERATIONS = {"flow": 1200, "frame": 1000, "pairs": 300}
 LR = {"flow": 0.02, "frame": 0.02, "pairs": 0.01}
@@ -121,24 +123,6 @@ def pretrain_flow(output: Path, iterations: int) -> Path:
         )
     finally:
         stop(group)
-
-
-class AnnotatedFrames:
-    """A boxed sequence whose annotated frames are ``frames`` (ImageNet VID's sparse protocol at toy scale)."""
-
-    def __init__(self, sequence: SyntheticBoxes, frames: Sequence[int]) -> None:
-        self.sequence = sequence
-        self.class_names = sequence.class_names
-        self.labelled_frames = [t for t in frames if t < len(sequence)]
-
-    def __len__(self) -> int:
-        return len(self.sequence)
-
-    def image(self, t: int) -> np.ndarray:
-        return self.sequence.image(t)
-
-    def boxes(self, t: int) -> FrameBoxes:
-        return self.sequence.boxes(t)
 
 
 def held_out_videos() -> list[SyntheticVideo]:

@@ -185,14 +185,10 @@ def test_dff_bench_times_a_detection_export_and_counts_its_macs(exported, capsys
     assert figures["r_measured"] > 0 and [row["l"] for row in figures["rows"]] == [1, 3]
 
 
-def test_segmentation_commands_refuse_a_detector(exported, tmp_path, capsys):
+def test_dff_train_refuses_a_detector(tmp_path, capsys):
+    """(``dff eval`` scores detectors: tests/test_detection_eval.py.)"""
     from dff.cli import main
 
-    checkpoint, _ = exported
-    data = tmp_path / "video.json"
-    data.write_text("{}")
-    assert main(["eval", str(checkpoint), str(data)]) != 0
-    assert "is a detection checkpoint" in capsys.readouterr().err
     config = tmp_path / "train.json"
     model = {"task": "detection", "feature": "tiny", "flow": "tiny"}
     config.write_text(json.dumps({"model": model, "output_dir": str(tmp_path / "out"), "iterations": 1, "variant": "dff"}))
@@ -275,3 +271,41 @@ def test_full_disk_for_detections_is_an_error_that_keeps_the_earlier_file(export
     assert f"cannot write detections file {target}" in err and "no space left" in err, err
     assert target.read_text() == "an earlier file\n"
     assert sorted(p.name for p in disk.iterdir()) == ["boxes.jsonl", "filler"]
+
+
+def _clip(path: Path, start: int) -> Path:
+    """8 frames of vtest.avi from ``start``, 128×160, as a Motion-JPEG AVI."""
+    from dff.sources import VideoWriter
+    from helpers import vtest_frames
+
+    with VideoWriter(path, fps=10, fourcc="MJPG") as writer:
+        for image in vtest_frames(8, (128, 160), start=start):
+            writer.write(image)
+    return path
+
+
+def test_many_streams_write_each_streams_detections_equal_to_its_run_alone(exported, tmp_path, capsys):
+    from dff.cli import main
+    from helpers import decode_all
+
+    _, out = exported
+    clips = [_clip(tmp_path / "walk.avi", 0), _clip(tmp_path / "later.avi", 200)]
+    streams = tmp_path / "streams"
+    args = ["run", str(out), *map(str, clips), "--out-dir", str(streams), "-l", "3", "--phase", "aligned", "--no-progress"]
+    assert main(args) == 0
+    for clip in clips:
+        alone = tmp_path / f"{clip.stem}.jsonl"
+        assert main(["run", str(out), str(clip), "-l", "3", "--detections", str(alone), "--no-progress"]) == 0
+        batched = [json.loads(line) for line in (streams / clip.stem / "detections.jsonl").read_text().splitlines()]
+        single = [json.loads(line) for line in alone.read_text().splitlines()]
+        assert [(r["frame"], r["key"]) for r in batched] == [(r["frame"], r["key"]) for r in single] == [(t, t % 3 == 0) for t in range(8)]
+        assert sum(len(r["boxes"]) for r in batched) > 0
+        for ours, theirs in zip(batched, single):
+            assert ours["classes"] == theirs["classes"]
+            np.testing.assert_allclose(ours["boxes"], theirs["boxes"], atol=1e-2)
+            np.testing.assert_allclose(ours["scores"], theirs["scores"], atol=1e-4)
+        assert len(decode_all(streams / clip.stem / "overlay.mp4")) == 8 and not (streams / clip.stem / "labels").exists()
+    assert batched != [json.loads(line) for line in (streams / "walk" / "detections.jsonl").read_text().splitlines()]  # two different clips
+    capsys.readouterr()
+    assert main(["run", str(out), *map(str, clips), "--out-dir", str(streams), "--detections", str(tmp_path / "d.jsonl"), "--no-progress"]) != 0
+    assert "--detections is for one source without --out-dir" in capsys.readouterr().err

@@ -165,4 +165,4 @@ def test_evaluation_protocol_counts_pairs(sequence):
     for result in (frame, dff):
         assert 0 <= result.mean_ap <= 1 and len(result.class_ap) == MODEL.num_classes - 1 and result.fps > 0
     with pytest.raises(ValueError, match="mode must be one of"):
-        evaluate_detection(model, [sequence], mode="sff", **common)  # type: ignore[arg-type]
+        evaluate_detection(model, [sequence], mode="tracking", **common)  # type: ignore[arg-type]

@@ -3,8 +3,9 @@
 The path ``dff run`` takes for several sources or ``--out-dir`` (one source with ``--out`` keeps the
 one-stream path): one :class:`~dff.runtime.streams.MultiStreamRuntime` over all sources, driven by
 :func:`~dff.runtime.pipeline.run_pipeline`. Each stream writes ``D/NAME/overlay.mp4``,
-``D/NAME/labels/`` and ``D/NAME/timings.jsonl``, NAME derived from its source (a file's stem, a folder's
-name, ``camera0``; see :func:`~dff.runtime.pipeline_inputs.stream_names` for repeats).
+``D/NAME/labels/`` (a detection export: ``D/NAME/detections.jsonl``, and boxes on the overlay) and
+``D/NAME/timings.jsonl``, NAME derived from its source (a file's stem, a folder's name, ``camera0``; see
+:func:`~dff.runtime.pipeline_inputs.stream_names` for repeats).
 """
 
 from __future__ import annotations
@@ -15,13 +16,20 @@ from pathlib import Path
 
 from dff.errors import ConfigError, VideoError
 
+#: A detection export's per-stream detections file, in the stream's folder (the one-stream path's --detections FILE).
+DETECTIONS_NAME = "detections.jsonl"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the many-source path, on ``dff run``'s parser."""
     parser.add_argument("more_sources", nargs="*", metavar="SOURCE", help="more sources: several run as batched streams (needs --out-dir to write)")
-    parser.add_argument("--out-dir", help="one folder per stream here: overlay.mp4, labels/, timings.jsonl (pipelined; any number of sources)")
+    parser.add_argument(
+        "--out-dir",
+        help="one folder per stream here: overlay.mp4, labels/ (a detection export: detections.jsonl), timings.jsonl "
+        "(pipelined; any number of sources)",
+    )
     parser.add_argument("--phase", choices=("staggered", "aligned"), default="staggered", help="key-frame phases of the streams (default staggered: stream j's key frames on frames j*l/S mod l)")
-    parser.add_argument("--no-labels", action="store_true", help="with --out-dir: no label PNGs")
+    parser.add_argument("--no-labels", action="store_true", help="with --out-dir: no label PNGs (no detections.jsonl for a detection export)")
 
 
 def wants_streams(args: argparse.Namespace) -> bool:
@@ -38,7 +46,8 @@ def run_streams(args: argparse.Namespace) -> int:
     from dff.sources import EndedEarlyWarning
 
     specs = [args.source, *args.more_sources]
-    for flag, value in (("--out", args.out), ("--labels-dir", args.labels_dir), ("--log", args.log), ("--compare", args.compare)):
+    single = (("--out", args.out), ("--labels-dir", args.labels_dir), ("--log", args.log), ("--detections", args.detections), ("--compare", args.compare))
+    for flag, value in single:
         if value:
             raise ConfigError(f"{flag} is for one source without --out-dir; with several sources or --out-dir each stream writes into --out-dir")
     if not (args.key_interval >= 1):
@@ -47,11 +56,7 @@ def run_streams(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--scheduler adaptive runs one source without --out-dir; many streams use fixed intervals with --phase"
         )
-    if _is_detector(args.model):
-        raise ConfigError(
-            f"{args.model} is a detection export: many sources and --out-dir write label folders; run one `dff run` "
-            "per source with --detections FILE"
-        )
+    detector = _is_detector(args.model)
     names = stream_names(specs)
     folders: list[Path | None] = [None] * len(specs)
     if args.out_dir:  # every output path is checked before the first frame
@@ -60,7 +65,11 @@ def run_streams(args: argparse.Namespace) -> int:
         for folder in folders:
             check_output_file(folder / "overlay.mp4", "--out-dir")
             check_output_file(folder / "timings.jsonl", "--out-dir")
-            if not args.no_labels:
+            if args.no_labels:
+                continue
+            if detector:
+                check_output_file(folder / DETECTIONS_NAME, "--out-dir")
+            else:
                 check_output_dir(folder / "labels", "--out-dir")
     opened = [open_stream_source(spec) for spec in specs]
     with open_backend(args.backend, model=args.model, **dict(args.option)) as backend:
@@ -73,9 +82,11 @@ def run_streams(args: argparse.Namespace) -> int:
                     stream.outputs = RunOutputs(
                         num_classes=len(backend.class_names),
                         overlay_path=folder / "overlay.mp4",
-                        labels_dir=None if args.no_labels else folder / "labels",
+                        labels_dir=None if args.no_labels or detector else folder / "labels",
                         log_path=folder / "timings.jsonl",
                         fps=stream.source.fps or 25.0,
+                        detections_path=None if args.no_labels or not detector else folder / DETECTIONS_NAME,
+                        class_names=backend.class_names,
                     )
         except BaseException:
             for stream in streams:

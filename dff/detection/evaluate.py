@@ -4,8 +4,12 @@ As :mod:`dff.eval.protocol` does for segmentation: for each labelled frame i and
 duration l, the l pairs (k, i), k = i − l + 1 … i (k ≥ 0), are evaluated, and every pair's
 detections count as one frame of the mAP. Frame i's detections come from R-FCN on f_k for
 k = i and on propagated features for k < i. Modes: ``frame`` is the per-frame network (l = 1),
-``dff`` propagates with the model's F and W, ``copy`` reuses f_k unchanged
-(:mod:`dff.eval.propagation`).
+``dff`` propagates with the model's F and W, ``copy`` reuses f_k unchanged, ``sff`` warps with
+DIS optical flow (:mod:`dff.eval.propagation`). Frames resized for the network give boxes that
+are scaled back to the frame's own size before they are scored.
+
+:func:`evaluate_detection_modes` is ``dff eval``'s entry for a detector: the modes on the
+labelled frames a :class:`~dff.train.data.VideoConfig` selects (synthetic video: its boxes).
 
 Speed: mean times of a key frame (N_feat, N_task and R-FCN's per-region stage, proposals to
 final NMS) and of a non-key frame (propagation instead of N_feat) from the normalised frame to
@@ -17,23 +21,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 
-from dff.data.pairs import image_tensor
-from dff.detection.ground_truth import BoxedSequence
+from dff.config import ModelConfig
+from dff.data.pairs import Size, image_tensor
+from dff.detection.ground_truth import AnnotatedFrames, BoxedSequence, SyntheticBoxes
 from dff.detection.head import Detections, RFCNTaskNet
 from dff.detection.metrics import DetectionScore
-from dff.eval.protocol import CallClock
-from dff.eval.propagation import CopyPropagation, FlowNetPropagation, FrameInputs
+from dff.errors import ConfigError
+from dff.eval.propagation import DISPreset, FrameInputs
+from dff.eval.protocol import MODES, CallClock, Mode, mode_propagation, resized_frame
 from dff.frames import check_frame_size
 from dff.models import DeepFeatureFlow
 from dff.models.preprocess import FrameNormalizer
-
-DetectionMode = Literal["frame", "dff", "copy"]
-DETECTION_MODES: tuple[str, ...] = ("frame", "dff", "copy")
+from dff.train.data import LabelledFrames, VideoConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,28 +59,30 @@ def evaluate_detection(
     model: DeepFeatureFlow,
     sequences: Sequence[BoxedSequence],
     *,
-    mode: DetectionMode,
+    mode: Mode,
     key_interval: int = 10,
     mean: Sequence[float],
     std: Sequence[float],
+    resize: Size | None = None,
+    sff_preset: DISPreset = "medium",
+    device: torch.device | str = "cpu",
 ) -> DetectionResult:
     """Evaluate ``mode`` with key frame duration ``key_interval`` (ignored by ``frame``) on the labelled frames of ``sequences``.
 
-    Runs on the CPU; the paper's default l for ImageNet VID is 10.
+    The paper's default l for ImageNet VID is 10.
     """
     head = model.task_net
     if not isinstance(head, RFCNTaskNet):
         raise ValueError(f"evaluate_detection needs a model whose task_net is an RFCNTaskNet, got {type(head).__name__}")
     if not (key_interval >= 1):
         raise ValueError(f"key_interval must be >= 1, got {key_interval}")
-    if mode not in DETECTION_MODES:
-        raise ValueError(f"mode must be one of {list(DETECTION_MODES)}, got {mode!r}")
-    propagation = {"dff": FlowNetPropagation(model), "copy": CopyPropagation(), "frame": None}[mode]
+    device = torch.device(device)
+    propagation = mode_propagation(mode, model, sff_preset)
     interval = 1 if propagation is None else key_interval
-    model = model.eval()
-    normalizer = FrameNormalizer(mean=mean, std=std)
+    model = model.eval().to(device)
+    normalizer = FrameNormalizer(mean=mean, std=std).to(device)
     score = DetectionScore(num_classes=head.num_classes)
-    key_timer, non_key_timer = CallClock(torch.device("cpu")), CallClock(torch.device("cpu"))
+    key_timer, non_key_timer = CallClock(device), CallClock(device)
     labelled = pairs = 0
 
     def key_frame(frame: FrameInputs) -> tuple[torch.Tensor, Detections]:
@@ -88,12 +93,15 @@ def evaluate_detection(
     for sequence in sequences:
         frames: dict[int, FrameInputs] = {}
         keys: dict[int, tuple[torch.Tensor, Detections]] = {}
+        to_frame = np.ones(4, np.float32)  # (x, y, x, y) from the network's pixels to the frame's (one size per sequence)
 
         def inputs(t: int) -> FrameInputs:
             if t not in frames:
-                image = sequence.image(t)
+                original = sequence.image(t)
+                image = resized_frame(original, resize)
                 check_frame_size(*image.shape[:2])
-                frames[t] = FrameInputs(tensor=normalizer(image_tensor(image)[None]), image=image)
+                to_frame[:] = np.tile(np.divide(original.shape[1::-1], image.shape[1::-1]), 2)
+                frames[t] = FrameInputs(tensor=normalizer(image_tensor(image)[None].to(device)), image=image)
             return frames[t]
 
         for i in sorted(sequence.labelled_frames):
@@ -112,9 +120,9 @@ def evaluate_detection(
                     key, current = inputs(k), inputs(i)
                     found = non_key_timer.time(lambda: head.detect(model.task(propagation(key_feat, key, current)))[0])  # type: ignore[misc]
                 score.update(
-                    boxes=found.boxes.numpy(),
-                    scores=found.scores.numpy(),
-                    classes=found.classes.numpy(),
+                    boxes=found.boxes.cpu().numpy() * to_frame,
+                    scores=found.scores.cpu().numpy(),
+                    classes=found.classes.cpu().numpy(),
                     gt_boxes=truth.boxes,
                     gt_classes=truth.classes,
                 )
@@ -135,3 +143,48 @@ def evaluate_detection(
         non_key_ms=non_key_ms,
         fps=interval / seconds,
     )
+
+
+def detection_sequences(video: VideoConfig) -> list[BoxedSequence]:
+    """The boxed sequences of ``video``, annotated on the labelled frames it selects (``frames``, ``frame_step``)."""
+    if video.dataset != "synthetic":
+        raise ConfigError(
+            f"data.dataset {video.dataset} has per-pixel labels, not boxes: a detector is evaluated on the synthetic "
+            "video's boxes (data.dataset: synthetic)"
+        )
+    found = []
+    for sequence in video.sequences():
+        whole = sequence.sequence if isinstance(sequence, LabelledFrames) else sequence
+        found.append(AnnotatedFrames(SyntheticBoxes(whole), sequence.labelled_frames))  # type: ignore[arg-type]
+    return found
+
+
+def evaluate_detection_modes(
+    model: DeepFeatureFlow,
+    config: ModelConfig,
+    video: VideoConfig,
+    *,
+    modes: Sequence[Mode] = MODES,  # type: ignore[assignment]
+    key_interval: int = 10,
+    sff_preset: DISPreset = "medium",
+    device: torch.device | str = "cpu",
+) -> list[DetectionResult]:
+    """:func:`evaluate_detection` for each of ``modes`` on the labelled frames ``video`` selects (a detector of configuration ``config``)."""
+    sequences = detection_sequences(video)
+    names = tuple(sequences[0].class_names)
+    if len(names) != config.num_classes:
+        raise ConfigError(f"the model has {config.num_classes} classes but the {video.dataset} data has {len(names)}: {list(names)}")
+    return [
+        evaluate_detection(
+            model,
+            sequences,
+            mode=mode,
+            key_interval=key_interval,
+            mean=config.mean,
+            std=config.std,
+            resize=video.resize,
+            sff_preset=sff_preset,
+            device=device,
+        )
+        for mode in modes
+    ]

@@ -87,3 +87,24 @@ class SyntheticBoxes:
 
     def boxes(self, t: int) -> FrameBoxes:
         return instance_boxes(self.video.instances(t), self.video.label(t), min_pixels=self.min_pixels, min_side=self.min_side)
+
+
+class AnnotatedFrames:
+    """A boxed sequence whose annotated frames are only those of ``sequence`` in ``frames`` (ImageNet VID's sparse protocol)."""
+
+    def __init__(self, sequence: BoxedSequence, frames: Sequence[int]) -> None:
+        self.sequence = sequence
+        self.class_names = sequence.class_names
+        self.labelled_frames = [t for t in sequence.labelled_frames if t in frames]
+
+    def __len__(self) -> int:
+        return len(self.sequence)
+
+    def __str__(self) -> str:
+        return str(self.sequence)
+
+    def image(self, t: int) -> np.ndarray:
+        return self.sequence.image(t)
+
+    def boxes(self, t: int) -> FrameBoxes:
+        return self.sequence.boxes(t)

@@ -40,6 +40,9 @@ def train_detector(
     frozen_parts: Sequence[str] = (),
 ) -> Path:
     """Train ``model`` in place on pairs of ``sequences`` (every part but ``frozen_parts``); returns the final model's path."""
+    if model_config.task != "detection":
+        # The checkpoint records this configuration: dff eval, export and run read the task from it.
+        raise ValueError(f"model_config.task must be 'detection' for a detector's checkpoint, got {model_config.task!r}")
     unknown = sorted(set(frozen_parts) - set(PARTS))
     if unknown:
         raise ValueError(f"frozen_parts must name parts of {list(PARTS)}, got {unknown}")

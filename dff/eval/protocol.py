@@ -59,7 +59,8 @@ class ModeResult:
     fps: float
 
 
-def _propagation(mode: str, model: DeepFeatureFlow, sff_preset: DISPreset) -> Propagation | None:
+def mode_propagation(mode: str, model: DeepFeatureFlow, sff_preset: DISPreset) -> Propagation | None:
+    """How ``mode`` gets a non-key frame's features from f_k; None for ``frame`` (every frame a key frame)."""
     if mode == "dff":
         return FlowNetPropagation(model)
     if mode == "copy":
@@ -117,7 +118,7 @@ def evaluate(
     if not (key_interval >= 1):
         raise ValueError(f"key_interval must be >= 1, got {key_interval}")
     device = torch.device(device)
-    propagation = _propagation(mode, model, sff_preset)
+    propagation = mode_propagation(mode, model, sff_preset)
     interval = 1 if propagation is None else key_interval
     model = model.eval().to(device)
     normalizer = FrameNormalizer(mean=mean, std=std).to(device)
@@ -136,7 +137,7 @@ def evaluate(
 
         def inputs(t: int) -> FrameInputs:
             if t not in frames:
-                image = _resized(sequence.image(t), resize)
+                image = resized_frame(sequence.image(t), resize)
                 check_frame_size(*image.shape[:2])
                 frames[t] = FrameInputs(tensor=normalizer(image_tensor(image)[None].to(device)), image=image)
             return frames[t]
@@ -180,7 +181,8 @@ def evaluate(
     )
 
 
-def _resized(image: np.ndarray, size: Size | None) -> np.ndarray:
+def resized_frame(image: np.ndarray, size: Size | None) -> np.ndarray:
+    """``image`` at ``size`` (H, W): area averaging to shrink, bilinear to grow; unchanged for None."""
     if size is None or image.shape[:2] == tuple(size):
         return image
     shrink = size[0] * size[1] < image.shape[0] * image.shape[1]

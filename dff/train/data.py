@@ -35,6 +35,9 @@ class VideoConfig:
     split: str = "train"
     #: Labelled frames used, [start, stop) within every sequence; None: all of them.
     frames: tuple[int, int] | None = None
+    #: Only every frame_step-th of those, counted from the start of ``frames`` (0 when None): sparse
+    #: annotation, as ImageNet VID's (the paper's protocol then takes l pairs per annotated frame).
+    frame_step: int = 1
     #: (H, W) every frame is resized to, multiples of 16; None keeps the size (it must then be a multiple of 16).
     resize: Size | None = None
 
@@ -45,6 +48,8 @@ class VideoConfig:
             raise ConfigError(f"data.videos must be >= 1, and only the synthetic dataset has more than one; got {self.videos}")
         if self.frames is not None and not (0 <= self.frames[0] < self.frames[1]):
             raise ConfigError(f"data.frames must be [start, stop) with 0 <= start < stop, got {list(self.frames)}")
+        if not (self.frame_step >= 1):
+            raise ConfigError(f"data.frame_step must be >= 1, got {self.frame_step}")
 
     def sequences(self) -> list[LabelledSequence]:
         """The sequences, their labelled frames restricted to ``frames``."""
@@ -62,11 +67,14 @@ class VideoConfig:
             from dff.data.cityscapes import cityscapes_sequences
 
             found = list(cityscapes_sequences(self.root, split=self.split))
-        if self.frames is None:
+        if self.frames is None and self.frame_step == 1:
             return found
-        kept = [LabelledFrames(sequence, range(*self.frames)) for sequence in found]
+        start, stop = self.frames or (0, max(len(sequence) for sequence in found))
+        kept = [LabelledFrames(sequence, range(start, stop, self.frame_step)) for sequence in found]
         if not any(s.labelled_frames for s in kept):
-            raise ConfigError(f"no labelled frame of {self.dataset} lies in data.frames {list(self.frames)}")
+            raise ConfigError(
+                f"no labelled frame of {self.dataset} lies in data.frames {[start, stop]} with data.frame_step {self.frame_step}"
+            )
         return kept
 
 
