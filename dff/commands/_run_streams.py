@@ -13,6 +13,7 @@ import argparse
 import warnings
 from pathlib import Path
 
+from dff.commands import _keyframes as keyframes
 from dff.errors import ConfigError, VideoError
 
 
@@ -20,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the many-source path, on ``dff run``'s parser."""
     parser.add_argument("more_sources", nargs="*", metavar="SOURCE", help="more sources: several run as batched streams (needs --out-dir to write)")
     parser.add_argument("--out-dir", help="one folder per stream here: overlay.mp4, labels/, timings.jsonl (pipelined; any number of sources)")
-    parser.add_argument("--phase", choices=("staggered", "aligned"), default="staggered", help="key-frame phases of the streams (default staggered: stream j's key frames on frames j*l/S mod l)")
+    parser.add_argument("--phase", choices=("staggered", "aligned"), default="staggered", help="key-frame phases of the streams with --scheduler fixed (default staggered: stream j's key frames on frames "
+                        "j*l/S mod l); adaptive streams take key frames where each needs them")
     parser.add_argument("--no-labels", action="store_true", help="with --out-dir: no label PNGs")
 
 
@@ -41,12 +43,8 @@ def run_streams(args: argparse.Namespace) -> int:
     for flag, value in (("--out", args.out), ("--labels-dir", args.labels_dir), ("--log", args.log), ("--compare", args.compare)):
         if value:
             raise ConfigError(f"{flag} is for one source without --out-dir; with several sources or --out-dir each stream writes into --out-dir")
-    if not (args.key_interval >= 1):
-        raise ConfigError(f"--key-interval must be >= 1, got {args.key_interval}")
-    if args.scheduler != "fixed":
-        raise ConfigError(
-            "--scheduler adaptive runs one source without --out-dir; many streams use fixed intervals with --phase"
-        )
+    # Each stream its own scheduler: an adaptive one adapts to its own stream (checked here, before any output).
+    schedulers = [keyframes.scheduler_from_args(args, args.key_interval, args.model) for _ in specs]
     if _is_detector(args.model):
         raise ConfigError(
             f"{args.model} is a detection export: many sources and --out-dir write label folders; run one `dff run` "
@@ -64,7 +62,8 @@ def run_streams(args: argparse.Namespace) -> int:
                 check_output_dir(folder / "labels", "--out-dir")
     opened = [open_stream_source(spec) for spec in specs]
     with open_backend(args.backend, model=args.model, **dict(args.option)) as backend:
-        schedulers = phased_schedulers(len(specs), args.key_interval, args.phase)
+        if args.scheduler == "fixed":
+            schedulers = phased_schedulers(len(specs), args.key_interval, args.phase)
         runtime = MultiStreamRuntime(backend=backend, schedulers=schedulers, sync_timing=args.sync_timing)
         streams = [PipelineStream(name=name, source=source, live=live) for name, (source, live) in zip(names, opened)]
         try:  # from here on run_pipeline owns the outputs; until it starts, an error must remove what was begun
@@ -86,6 +85,10 @@ def run_streams(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore", EndedEarlyWarning)
             report = run_pipeline(runtime, streams, progress=not args.no_progress)
     print("\n".join(report.lines()))
+    if args.scheduler != "fixed":
+        for name, scheduler in zip(names, schedulers):
+            share = 100 * scheduler.keys / max(1, scheduler.frames)
+            print(f"stream {name}: {scheduler!r}: {scheduler.keys} key frames in {scheduler.frames} ({share:.1f}%), {scheduler.cuts} scene cuts")
     for stream in streams:
         for line in stream.outputs.lines() if stream.outputs is not None else ():
             print(f"stream {stream.name}: {line}")
