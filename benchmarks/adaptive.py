@@ -12,6 +12,7 @@ share (and at the same measured ms per frame): Δ mIoU, Δ p5, and the key frame
 
     nice python benchmarks/adaptive.py                       # synthetic part, ~15 min on a shared 2-core CPU
     nice python benchmarks/adaptive.py --plot benchmarks/adaptive.png --json adaptive.json
+    nice python benchmarks/adaptive.py --part cost --size 240 320   # the scheduler's cost alone, ~2 min
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,27 +183,41 @@ def schedules(calibration: Calibration) -> dict[str, MakeScheduler]:
     return made
 
 
+def longest_shot(clip: Clip, frames: int = 60) -> list[np.ndarray]:
+    """Up to ``frames`` frames of the clip's longest stretch without a cut."""
+    bounds = [0, *clip.cuts, len(clip)]
+    start, stop = max(zip(bounds, bounds[1:]), key=lambda b: b[1] - b[0])
+    return clip.images[start : min(stop, start + frames)]
+
+
 def scheduler_cost(backend, clip: Clip, calibration, repeats: int = 5) -> tuple[float, float]:
-    """Median µs per frame of the adaptive scheduler's own work (thumbnail, cut test, decision, reading the
-    statistics) and median ms of a non-key frame (upload, F, W, N_task, download), timed frame by frame in
-    turns so that machine load hits both alike."""
-    images = clip.images[:60]
-    runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(10**9))  # non-key after the first
-    runtime(images[0])
-    key = backend.upload(images[0])
-    flows = [backend.flow(key, backend.upload(image)) for image in images]
-    scheduler_s, frame_s = [], []
+    """Median µs per frame of the adaptive scheduler's own work (thumbnail, cut test, reading the statistics,
+    decision) and median ms of a non-key frame with a fixed interval (upload, F, W, N_task, download).
+
+    Both are whole runtime frames, so the scheduler works where the runtime calls it (after the upload, next to
+    F): the same frames of one shot go through a runtime with ``FixedInterval`` and one with ``AdaptiveInterval``,
+    both held to non-key frames after the first (thresholds out of reach, no budget controller, no interval limit), frame by frame in turns so that machine load hits both alike; the cost is the median of the
+    per-frame differences."""
+    images = longest_shot(clip)
+    fixed = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(10**9))
+    # Thresholds no staleness and no cut score reach (the test still runs): every frame after the first stays non-key.
+    held = replace(calibration, thresholds=((1.0, 1e9),), cut_score=float("inf"))
+    adaptive = DeepFeatureFlowRuntime(backend=backend, scheduler=AdaptiveInterval(rate=1e-6, max_interval=10**6, calibration=held, gain=0.0))
+    differences, frame_s = [], []
     for _ in range(repeats):
-        scheduler = AdaptiveInterval(rate=0.2, max_interval=MAX_INTERVAL, calibration=calibration)
-        for image, flow in zip(images, flows):
+        fixed.reset()
+        adaptive.reset()
+        for i, image in enumerate(images):
             start = time.perf_counter()
-            if not scheduler.is_key(image):
-                scheduler.observe(backend.flow_statistics(flow))
+            fixed(image)
             middle = time.perf_counter()
-            runtime(image)
-            frame_s.append(time.perf_counter() - middle)
-            scheduler_s.append(middle - start)
-    return 1e6 * float(np.median(scheduler_s)), 1e3 * float(np.median(frame_s))
+            if adaptive(image).key != (i == 0):
+                raise RuntimeError("the adaptive runtime took a key frame in a shot: the cost comparison needs non-key frames")
+            end = time.perf_counter()
+            if i:
+                frame_s.append(middle - start)
+                differences.append((end - middle) - (middle - start))
+    return 1e6 * float(np.median(differences)), 1e3 * float(np.median(frame_s))
 
 
 def statistics_cost(checkpoint: str, size: tuple[int, int], scratch: Path, clip: Clip, repeats: int = 5) -> tuple[float, float]:
@@ -298,6 +313,27 @@ def synthetic_part(args, scratch: Path) -> tuple[list[Run], list[dict[str, float
     return runs, comparison
 
 
+def cost_part(args, scratch: Path) -> dict[str, float]:
+    """The scheduler's cost alone at ``--size`` (calibrated on two short training videos: the cost does not depend on
+    how well), and F with the statistics against F without, each median timed in turns."""
+    export = scratch / "cost"
+    export_checkpoint(args.checkpoint, export, ExportOptions(height=args.size[0], width=args.size[1]))
+    num_classes = load_manifest(export).model.num_classes
+    config = EpisodicVideoConfig(length=120, height=args.size[0], width=args.size[1], num_classes=num_classes)
+    with open_backend("onnxruntime", model=export, threads=1) as backend:
+        training = [EpisodicVideo.random(replace(config, seed=1000 + j)) for j in range(2)]
+        calibration = calibrate(backend, training, max_interval=MAX_INTERVAL, key_stride=6, sweep=8).calibration
+        clip = load_clips(2000, 1, 300, tuple(args.size), num_classes)[0]
+        scheduler_us, non_key_ms = scheduler_cost(backend, clip, calibration)
+    with_ms, without_ms = statistics_cost(args.checkpoint, tuple(args.size), scratch, clip)
+    share = 100 * scheduler_us / 1e3 / non_key_ms
+    print(
+        f"{args.size[0]}x{args.size[1]}: scheduler {scheduler_us:.1f} µs per frame = {share:.2f}% of a non-key frame "
+        f"({non_key_ms:.2f} ms); F with the statistics {with_ms:.3f} ms, without {without_ms:.3f} ms: {with_ms / without_ms:.3f}x"
+    )
+    return {"scheduler_us": scheduler_us, "non_key_ms": non_key_ms, "share_percent": share, "flow_with_ms": with_ms, "flow_without_ms": without_ms}
+
+
 def camvid_part(args, scratch: Path, cut_threshold: float) -> tuple[list[Run], list[dict[str, float | str]]]:
     """CamVid 0016E5: a model trained on frames 0-69 (benchmarks/table4.py --part camvid), calibrated on the same
     frames, tested on frames 70-100 from five start offsets."""
@@ -332,12 +368,14 @@ def main() -> int:
     parser.add_argument("--length", type=int, default=300)
     parser.add_argument("--camvid-checkpoint", type=Path, help="a CamVid model trained on frames 0-69: adds the CamVid part")
     parser.add_argument("--camvid-cut-score", type=float, default=0.38, help="cut threshold for CamVid (no cuts to calibrate on)")
-    parser.add_argument("--part", choices=("synthetic", "camvid", "both"), default="both")
+    parser.add_argument("--part", choices=("synthetic", "camvid", "both", "cost"), default="both", help="cost: the scheduler's cost alone")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
+        if args.part == "cost":
+            results["cost"] = cost_part(args, Path(scratch))
         if args.part in ("synthetic", "both"):
             runs, comparison = synthetic_part(args, Path(scratch))
             results["synthetic"] = {"runs": [asdict(r) for r in runs], "comparison": comparison}

@@ -15,6 +15,7 @@ from dff.export import ExportOptions, export_checkpoint
 from dff.runtime import DeepFeatureFlowRuntime, open_backend
 from dff.runtime.adaptive import AdaptiveInterval, Calibration, load_calibration, save_calibration
 from dff.runtime.adaptive_calibration import calibrate
+from dff.runtime.streams import MultiStreamRuntime
 
 DEMO = REPO / "dff" / "assets" / "demo_model.safetensors"
 SIZE = (128, 128)
@@ -111,6 +112,28 @@ class TestInvariants:
         scheduler.reset()
         assert (scheduler.frames, scheduler.keys, scheduler.threshold) == (0, 0, calibration.threshold(0.2))
         assert run(backend, scheduler, images[5:7])[0]
+
+
+class TestStreams:
+    def test_each_stream_adapts_as_if_alone(self, backend, calibration):
+        """Three streams batched on one backend, each with its own scheduler (one deciding after F, so that promotions
+        happen inside a batch), take the key frames and labels each takes alone."""
+        videos = [frames(episodic(2010 + j, 80)) for j in range(3)]
+
+        def schedulers():
+            return [AdaptiveInterval(rate=0.2, max_interval=MAX_INTERVAL, calibration=calibration, decide=d) for d in ("before", "before", "after")]
+
+        runtime = MultiStreamRuntime(backend=backend, schedulers=schedulers())
+        batched = [runtime({j: video[i] for j, video in enumerate(videos)}) for i in range(80)]
+        for j, (video, scheduler) in enumerate(zip(videos, schedulers())):
+            alone = DeepFeatureFlowRuntime(backend=backend, scheduler=scheduler)
+            expected = [alone(image) for image in video]
+            assert [b[j].key for b in batched] == [e.key for e in expected], j
+            for b, e in zip(batched, expected):
+                np.testing.assert_array_equal(b[j].labels, e.labels)
+            assert 0.1 < np.mean([e.key for e in expected]) < 0.4
+        promoted = [b[2] for b in batched if b[2].key and "flow" in b[2].timing.stages_ms]
+        assert promoted and all("feature" in r.timing.stages_ms for r in promoted)
 
 
 class TestOldExports:

@@ -1,4 +1,4 @@
-"""The key-frame options shared by ``dff run`` and ``dff eval``: ``--scheduler fixed|adaptive`` and its settings."""
+"""The key-frame options shared by ``dff run``, ``dff eval`` and ``dff bench``: ``--scheduler fixed|adaptive`` and its settings."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, default: str | None = "fix
     )
 
 
+def refuse_adaptive_settings(args: argparse.Namespace) -> None:
+    """A one-line error for an adaptive setting given without ``--scheduler adaptive``."""
+    for flag, value in (("--key-rate", args.key_rate), ("--max-interval", args.max_interval), ("--calibration", args.calibration)):
+        if value is not None:
+            raise ConfigError(f"{flag} is an adaptive setting: add --scheduler adaptive, or leave {flag} out")
+
+
 def scheduler_from_args(args: argparse.Namespace, interval: int, model: str | Path) -> KeyFrameScheduler:
     """The scheduler the options ask for; ``interval`` is -l, ``model`` the export (or checkpoint) given."""
     from dff.runtime.adaptive import CALIBRATION_NAME, AdaptiveInterval, load_calibration
@@ -36,9 +43,7 @@ def scheduler_from_args(args: argparse.Namespace, interval: int, model: str | Pa
     if not (interval >= 1):
         raise ConfigError(f"--key-interval must be >= 1, got {interval}")
     if args.scheduler == "fixed":
-        for flag, value in (("--key-rate", args.key_rate), ("--max-interval", args.max_interval), ("--calibration", args.calibration)):
-            if value is not None:
-                raise ConfigError(f"{flag} is an adaptive setting: add --scheduler adaptive, or leave {flag} out")
+        refuse_adaptive_settings(args)
         return FixedInterval(interval)
     rate = args.key_rate if args.key_rate is not None else 1.0 / interval
     max_interval = args.max_interval if args.max_interval is not None else max(2 * interval, int(round(1 / rate)))

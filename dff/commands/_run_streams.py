@@ -14,6 +14,7 @@ import argparse
 import warnings
 from pathlib import Path
 
+from dff.commands import _keyframes as keyframes
 from dff.errors import ConfigError, VideoError
 
 #: A detection export's per-stream detections file, in the stream's folder (the one-stream path's --detections FILE).
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="one folder per stream here: overlay.mp4, labels/ (a detection export: detections.jsonl), timings.jsonl "
         "(pipelined; any number of sources)",
     )
-    parser.add_argument("--phase", choices=("staggered", "aligned"), default="staggered", help="key-frame phases of the streams (default staggered: stream j's key frames on frames j*l/S mod l)")
+    parser.add_argument("--phase", choices=("staggered", "aligned"), default="staggered", help="key-frame phases of the streams with --scheduler fixed (default staggered: stream j's key frames on frames "
+                        "j*l/S mod l); adaptive streams take key frames where each needs them")
     parser.add_argument("--no-labels", action="store_true", help="with --out-dir: no label PNGs (no detections.jsonl for a detection export)")
 
 
@@ -50,12 +52,8 @@ def run_streams(args: argparse.Namespace) -> int:
     for flag, value in single:
         if value:
             raise ConfigError(f"{flag} is for one source without --out-dir; with several sources or --out-dir each stream writes into --out-dir")
-    if not (args.key_interval >= 1):
-        raise ConfigError(f"--key-interval must be >= 1, got {args.key_interval}")
-    if args.scheduler != "fixed":
-        raise ConfigError(
-            "--scheduler adaptive runs one source without --out-dir; many streams use fixed intervals with --phase"
-        )
+    # Each stream its own scheduler: an adaptive one adapts to its own stream (checked here, before any output).
+    schedulers = [keyframes.scheduler_from_args(args, args.key_interval, args.model) for _ in specs]
     detector = _is_detector(args.model)
     names = stream_names(specs)
     folders: list[Path | None] = [None] * len(specs)
@@ -73,7 +71,8 @@ def run_streams(args: argparse.Namespace) -> int:
                 check_output_dir(folder / "labels", "--out-dir")
     opened = [open_stream_source(spec) for spec in specs]
     with open_backend(args.backend, model=args.model, **dict(args.option)) as backend:
-        schedulers = phased_schedulers(len(specs), args.key_interval, args.phase)
+        if args.scheduler == "fixed":
+            schedulers = phased_schedulers(len(specs), args.key_interval, args.phase)
         runtime = MultiStreamRuntime(backend=backend, schedulers=schedulers, sync_timing=args.sync_timing)
         streams = [PipelineStream(name=name, source=source, live=live) for name, (source, live) in zip(names, opened)]
         try:  # from here on run_pipeline owns the outputs; until it starts, an error must remove what was begun
@@ -97,6 +96,10 @@ def run_streams(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore", EndedEarlyWarning)
             report = run_pipeline(runtime, streams, progress=not args.no_progress)
     print("\n".join(report.lines()))
+    if args.scheduler != "fixed":
+        for name, scheduler in zip(names, schedulers):
+            share = 100 * scheduler.keys / max(1, scheduler.frames)
+            print(f"stream {name}: {scheduler!r}: {scheduler.keys} key frames in {scheduler.frames} ({share:.1f}%), {scheduler.cuts} scene cuts")
     for stream in streams:
         for line in stream.outputs.lines() if stream.outputs is not None else ():
             print(f"stream {stream.name}: {line}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from dff.commands import _keyframes as keyframes
 from dff.commands.run import parse_option
 
 #: Frame size of a benchmark of a dynamic-size export: Cityscapes' 1:2 aspect at a quarter of its side.
@@ -54,6 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stream-interval", type=int, default=5, help="key-frame interval l of the --streams runs (default 5)")
     parser.add_argument("--phase", choices=("staggered", "aligned"), default="staggered", help="key-frame phases of the --streams runs")
     parser.add_argument("--stream-frames", type=int, default=20, help="frames per stream of the --streams runs (default 20)")
+    parser.add_argument("--key-interval", "-l", type=int, default=10, help="with --scheduler: l of fixed, and 1/l the default "
+                        "--key-rate of adaptive (default 10)")
+    keyframes.add_arguments(parser, default=None, extra_help="; given, the frames also run in order through it, in turns "
+                            "with per-frame evaluation: measured key-frame share, fps, speed-up and r")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of speed-up against l (measured and Eq. 7)")
     parser.set_defaults(handler=run)
@@ -65,11 +70,17 @@ def run(args: argparse.Namespace) -> int:
     from dff.benchmark.complexity import model_macs
     from dff.benchmark.frames import benchmark_frames
     from dff.benchmark.plot import plot_speedup
+    from dff.benchmark.scheduled import measure_scheduled
     from dff.benchmark.speedup import SweepSettings, measure_speedup
     from dff.benchmark.streams import HEADER, measure_streams
     from dff.errors import ConfigError
     from dff.runtime import open_backend
 
+    if args.scheduler is None:
+        keyframes.refuse_adaptive_settings(args)
+        scheduler = None
+    else:
+        scheduler = keyframes.scheduler_from_args(args, args.key_interval, args.model)
     settings = SweepSettings(intervals=args.intervals, frames=args.frames, repeats=args.repeats, warmup_frames=args.warmup_frames)
     if (args.height is None) != (args.width is None):
         raise ConfigError(f"give both --height and --width or neither, got height={args.height}, width={args.width}")
@@ -88,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
             "frames_from": args.source or "synthetic video",
         }
         result = measure_speedup(backend, images, settings, macs=macs, description=description)
+        scheduled = None
+        if args.scheduler is not None:
+            scheduled = measure_scheduled(backend, images, scheduler, passes=settings.repeats)
         rows = None
         if args.streams:
             pool = benchmark_frames(args.stream_frames + max(args.streams) - 1, height=height, width=width, source=args.source)
@@ -101,9 +115,13 @@ def run(args: argparse.Namespace) -> int:
         figures = result.to_json()
         if rows is not None:
             figures["streams"] = [row.to_json() for row in rows]
+        if scheduled is not None:
+            figures["scheduled"] = scheduled.to_json()
         print(json.dumps(figures, indent=2))
     else:
         print("\n".join(result.lines()))
+        if scheduled is not None:
+            print("\n".join(scheduled.lines()))
         if rows is not None:
             print(f"{args.phase} streams, l = {args.stream_interval}, {args.stream_frames} frames per stream, batched against "
                   "one after another at batch 1 (gain); latency is the tick's; max/mean: slowest over mean steady tick")

@@ -31,7 +31,7 @@ import numpy as np
 from dff.data.episodes import EpisodicVideo, EpisodicVideoConfig
 from dff.manifest import load_manifest
 from dff.runtime.adaptive import CALIBRATION_NAME, STALENESS_FLOOR, AdaptiveInterval, Calibration, Signals, save_calibration, signal_vector
-from dff.runtime.adaptive_signals import FLOW_STATS, cut_score, thumbnail, thumbnail_distance
+from dff.runtime.adaptive_signals import FLOW_STATS, cut_score, thumbnail
 from dff.runtime.backend import Backend
 from dff.runtime.backends import open_backend
 
@@ -89,7 +89,7 @@ def staleness_samples(
             if i in shot_starts:
                 break  # a cut ends the shot: the scheduler makes that frame a key frame anyway
             flow = backend.flow(frames[k], frames[i])
-            x = signal_vector(signals, backend.flow_statistics(flow), thumbnail_distance(thumbs[i], thumbs[k]))
+            x = signal_vector(signals, backend.flow_statistics(flow), thumbs[i], thumbs[k])
             propagated = backend.download(backend.task(backend.warp(feats[k], flow)))
             xs.append(x)
             ys.append(100.0 * (key_accuracy[i] - _accuracy(propagated, labels[i])))

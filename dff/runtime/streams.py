@@ -1,10 +1,11 @@
 """Algorithm 1 for many streams on one backend: one batched call per stage per tick, staggered key frames.
 
 Each stream keeps its own scheduler and state (key frame and key features: per-stream handles on
-the backend's device). A tick takes the next frame of some streams; per network size, the key-frame
-streams go through N_feat together, the others through F and W together, and all of them through
-N_task together (see the batched methods of :mod:`dff.runtime.backend`). With one stream this is
-:class:`~dff.runtime.runtime.DeepFeatureFlowRuntime` frame by frame.
+the backend's device). A tick takes the next frame of some streams; per network size, the non-key
+streams go through F together, then the key-frame streams through N_feat together (with those an
+adaptive scheduler promoted after reading its own stream's F statistics), the rest through W together,
+and all of them through N_task together (see the batched methods of :mod:`dff.runtime.backend`). With
+one stream this is :class:`~dff.runtime.runtime.DeepFeatureFlowRuntime` frame by frame.
 
 Staggered phases: with a fixed interval l, stream j gets phase round(j·l/S), so each tick carries
 about S/l key frames instead of S on one tick and none on the next l−1 (``phases="aligned"``: all 0).
@@ -112,25 +113,32 @@ class MultiStreamRuntime:
         keys = [j for j in members if streams[j].scheduler.is_key(images[j])]  # line 6
         others = [j for j in members if j not in keys]
         watch.lap("preprocess")
+        promoted: list[int] = []
+        if others:
+            flows = dict(zip(others, backend.flow_batch([streams[j].key_frame for j in others], [frames[j] for j in others])))  # line 11
+            watch.lap("flow")
+            # An adaptive scheduler reads its stream's F statistics (16 bytes) and may still make the frame a key frame.
+            promoted = [j for j in others if streams[j].scheduler.reads_flow and streams[j].scheduler.observe(backend.flow_statistics(flows[j]))]
+            others = [j for j in others if j not in promoted]
+        keys += promoted
         feats = dict(zip(keys, backend.feature_batch([frames[j] for j in keys]))) if keys else {}  # line 8
         for j in keys:
             streams[j].key_frame, streams[j].key_feat = frames[j], feats[j]  # line 7: k = i
         watch.lap("feature")
         if others:
-            flows = backend.flow_batch([streams[j].key_frame for j in others], [frames[j] for j in others])  # line 11
-            watch.lap("flow")
-            feats.update(zip(others, backend.warp_batch([streams[j].key_feat for j in others], flows)))  # line 11
+            feats.update(zip(others, backend.warp_batch([streams[j].key_feat for j in others], [flows[j] for j in others])))  # line 11
             watch.lap("warp")
         order = keys + others
         labels = backend.task_batch([feats[j] for j in order])  # lines 9 and 12
         watch.lap("task")
         labels = [_to_frame(label, size, images[j].shape[:2]) for j, label in zip(order, backend.download_batch(labels))]
         watch.lap("postprocess")
-        key_ms, other_ms = _shares(watch.stages_ms, len(keys), len(others))
+        key_ms, other_ms = _shares(watch.stages_ms, len(keys), len(others), len(promoted))
         out = {}
         for j, label in zip(order, labels):
             state = streams[j]
-            timing = FrameTiming(index=state.frames, key=j in keys, stages_ms=key_ms if j in keys else other_ms)
+            stages = (key_ms | {"flow": other_ms["flow"]} if j in promoted else key_ms) if j in keys else other_ms
+            timing = FrameTiming(index=state.frames, key=j in keys, stages_ms=stages)
             if isinstance(label, Detections):
                 out[j] = FrameResult(labels=None, key=j in keys, timing=timing, detections=label)
             else:
@@ -144,12 +152,16 @@ def phased_schedulers(streams: int, interval: int, phase: Phase = "staggered") -
     return [PhasedInterval(interval, p) for p in stream_phases(streams, interval, phase)]
 
 
-def _shares(stages_ms: dict[str, float], keys: int, others: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Per-frame shares of a tick's batched calls, for a key frame and for a non-key frame."""
+def _shares(stages_ms: dict[str, float], keys: int, others: int, promoted: int = 0) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-frame shares of a tick's batched calls, for a key frame and for a non-key frame; ``promoted`` of the key
+    frames went through F first (a frame's share of F is then in the non-key dict, also where no frame stayed non-key)."""
     every = keys + others
     common = {stage: stages_ms[stage] / every for stage in ("preprocess", "task", "postprocess")}
     key = {"preprocess": common["preprocess"], "feature": stages_ms["feature"] / keys} if keys else {}
-    other = {"preprocess": common["preprocess"], "flow": stages_ms["flow"] / others, "warp": stages_ms["warp"] / others} if others else {}
+    flowed = others + promoted
+    other = {"preprocess": common["preprocess"], "flow": stages_ms["flow"] / flowed} if flowed else {}
+    if others:
+        other["warp"] = stages_ms["warp"] / others
     for path in (key, other):
         if path:
             path.update(task=common["task"], postprocess=common["postprocess"])
