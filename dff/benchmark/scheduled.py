@@ -73,7 +73,7 @@ def measure_scheduled(backend: Backend, images: Sequence[np.ndarray], scheduler:
                 seconds[name] += time.perf_counter() - start
                 if name == "scheduled":
                     keys += result.key
-                    flows += "flow" in result.timing.stages_ms
+                    flows += result.timing.ran_flow
                     timings.append(result.timing)
         fps.append(len(images) / seconds["scheduled"])
         speedups.append(seconds["baseline"] / seconds["scheduled"])
