@@ -33,13 +33,15 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MB tmpfs mounted for this test (needs root or CAP_SYS_ADMIN), unmounted afterwards."""
+def disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A real tmpfs, 1 MB unless parametrized indirectly with another size ("4m"), mounted for this test (needs root
+    or CAP_SYS_ADMIN), unmounted afterwards."""
+    size = getattr(request, "param", "1m")
     mount = tmp_path / "disk"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.skip(f"SKIPPED LOUDLY: cannot mount a 1 MB tmpfs for a real full disk ({result.stderr.strip()}); run as root")
+        pytest.skip(f"SKIPPED LOUDLY: cannot mount a {size} tmpfs for a real full disk ({result.stderr.strip()}); run as root")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=True)
 
@@ -131,6 +133,7 @@ class TestFullDisk:
         assert f"dff init: error: cannot write {target}: no space left" in err and "Traceback" not in err
         assert names(disk) == ["filler"]
 
+    @pytest.mark.parametrize("disk", ["4m"], indirect=True)  # an export with its fused graphs and its staging copy
     def test_export_keeps_the_earlier_one(self, disk, tmp_path) -> None:
         checkpoint = make_checkpoint(tmp_path / "model.safetensors")
         out = disk / "export"
