@@ -75,6 +75,25 @@ def read_label(path: Path, lookup: np.ndarray, size: tuple[int, int]) -> np.ndar
     return label.astype(np.uint8)
 
 
+class FrameSubset:
+    """A video sequence whose labelled frames are only those of ``sequence`` that lie in ``frames`` (a sparse
+    annotation protocol); its frames are the sequence's own. Subclasses add the sequence's kind of labels."""
+
+    def __init__(self, sequence, frames: Sequence[int]) -> None:
+        self.sequence = sequence
+        self.class_names = sequence.class_names
+        self.labelled_frames = [t for t in sequence.labelled_frames if t in frames]
+
+    def __len__(self) -> int:
+        return len(self.sequence)
+
+    def __str__(self) -> str:
+        return str(self.sequence)
+
+    def image(self, t: int) -> np.ndarray:
+        return self.sequence.image(t)
+
+
 class FileSequence:
     """Frames stored as image files in order, with label files for some of them."""
 

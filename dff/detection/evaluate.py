@@ -32,7 +32,7 @@ from dff.detection.head import Detections, RFCNTaskNet
 from dff.detection.metrics import DetectionScore
 from dff.errors import ConfigError
 from dff.eval.propagation import DISPreset, FrameInputs
-from dff.eval.protocol import MODES, CallClock, Mode, mode_propagation, resized_frame
+from dff.eval.protocol import MODES, CallClock, Mode, check_class_count, mode_propagation, resized_frame
 from dff.frames import check_frame_size
 from dff.models import DeepFeatureFlow
 from dff.models.preprocess import FrameNormalizer
@@ -171,9 +171,7 @@ def evaluate_detection_modes(
 ) -> list[DetectionResult]:
     """:func:`evaluate_detection` for each of ``modes`` on the labelled frames ``video`` selects (a detector of configuration ``config``)."""
     sequences = detection_sequences(video)
-    names = tuple(sequences[0].class_names)
-    if len(names) != config.num_classes:
-        raise ConfigError(f"the model has {config.num_classes} classes but the {video.dataset} data has {len(names)}: {list(names)}")
+    check_class_count(config, video, sequences[0].class_names)
     return [
         evaluate_detection(
             model,

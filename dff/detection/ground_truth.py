@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+from dff.data.sequence import FrameSubset
 from dff.data.synthetic import SyntheticVideo
 
 #: Default visibility limits: half a feature cell (8×8 pixels) of visible area, 4 pixels of side.
@@ -89,22 +90,10 @@ class SyntheticBoxes:
         return instance_boxes(self.video.instances(t), self.video.label(t), min_pixels=self.min_pixels, min_side=self.min_side)
 
 
-class AnnotatedFrames:
+class AnnotatedFrames(FrameSubset):
     """A boxed sequence whose annotated frames are only those of ``sequence`` in ``frames`` (ImageNet VID's sparse protocol)."""
 
-    def __init__(self, sequence: BoxedSequence, frames: Sequence[int]) -> None:
-        self.sequence = sequence
-        self.class_names = sequence.class_names
-        self.labelled_frames = [t for t in sequence.labelled_frames if t in frames]
-
-    def __len__(self) -> int:
-        return len(self.sequence)
-
-    def __str__(self) -> str:
-        return str(self.sequence)
-
-    def image(self, t: int) -> np.ndarray:
-        return self.sequence.image(t)
+    sequence: BoxedSequence
 
     def boxes(self, t: int) -> FrameBoxes:
         return self.sequence.boxes(t)

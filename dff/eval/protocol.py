@@ -181,6 +181,14 @@ def evaluate(
     )
 
 
+def check_class_count(config: ModelConfig, video: VideoConfig, class_names: Sequence[str]) -> None:
+    """ConfigError unless the model has as many classes as the data it is scored on."""
+    if len(class_names) != config.num_classes:
+        raise ConfigError(
+            f"the model has {config.num_classes} classes but the {video.dataset} data has {len(class_names)}: {list(class_names)}"
+        )
+
+
 def resized_frame(image: np.ndarray, size: Size | None) -> np.ndarray:
     """``image`` at ``size`` (H, W): area averaging to shrink, bilinear to grow; unchanged for None."""
     if size is None or image.shape[:2] == tuple(size):
@@ -207,9 +215,7 @@ def evaluate_modes(
 ) -> list[ModeResult]:
     """:func:`evaluate` for each of ``modes`` on the labelled frames ``video`` selects (a model of configuration ``config``)."""
     sequences = video.sequences()
-    names = tuple(sequences[0].class_names)
-    if len(names) != config.num_classes:
-        raise ConfigError(f"the model has {config.num_classes} classes but the {video.dataset} data has {len(names)}: {list(names)}")
+    check_class_count(config, video, sequences[0].class_names)
     return [
         evaluate(
             model,

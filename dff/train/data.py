@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from dff.data.pairs import PairConfig, PairDataset, PairSample, Size
-from dff.data.sequence import LabelledSequence
+from dff.data.sequence import FrameSubset, LabelledSequence
 from dff.data.synthetic import SyntheticVideoConfig
 from dff.errors import ConfigError
 
@@ -91,24 +91,13 @@ class TrainDataConfig(VideoConfig):
         return PairDataset(self.sequences(), config=config)
 
 
-class LabelledFrames:
+class LabelledFrames(FrameSubset):
     """A labelled sequence whose labelled frames are only those of ``sequence`` that lie in ``frames``."""
 
     def __init__(self, sequence: LabelledSequence, frames: Sequence[int]) -> None:
-        self.sequence = sequence
-        self.class_names = sequence.class_names
-        self.labelled_frames = [t for t in sequence.labelled_frames if t in frames]
+        super().__init__(sequence, frames)
         if hasattr(sequence, "flow"):
             self.flow = sequence.flow
-
-    def __len__(self) -> int:
-        return len(self.sequence)
-
-    def __str__(self) -> str:
-        return str(self.sequence)
-
-    def image(self, t: int) -> np.ndarray:
-        return self.sequence.image(t)
 
     def image_and_label(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         return self.sequence.image_and_label(t)
