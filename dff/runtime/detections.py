@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +16,11 @@ def task_outputs(manifest: Manifest) -> tuple[str, ...]:
     if manifest.task == "detection":
         return tuple(spec.name for spec in manifest.models.task.outputs)
     return (LABELS,)
+
+
+def task_handle(outputs: Sequence[Any]) -> Any:
+    """A task graph's returned outputs as one handle: the labels alone, or a detection export's four as a tuple."""
+    return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from dff.errors import ConfigError
 from dff.manifest import invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
-from dff.runtime.detections import Detections, task_outputs
+from dff.runtime.detections import Detections, task_handle, task_outputs
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
 _PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -272,14 +272,14 @@ class OnnxRuntimeBackend(Backend):
 
     def task(self, feat: FeatureHandle) -> LabelHandle:
         outputs = self._run("task", {names.FEAT: feat}, self._task_outputs)
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        return task_handle(outputs)
 
     def key_path(self, frame: FrameHandle, lap: Lap = no_lap) -> tuple[FeatureHandle, LabelHandle]:
         if "key_path" not in self._sessions:
             return super().key_path(frame, lap)
         feat, *task = self._run("key_path", {names.FRAME: frame}, self._fused_outputs["key_path"])
         lap("key_path")
-        return feat, task[0] if len(task) == 1 else tuple(task)
+        return feat, task_handle(task)
 
     def propagate(
         self,
@@ -297,7 +297,7 @@ class OnnxRuntimeBackend(Backend):
         lap("propagate")
         task, stats = outputs[: len(self._task_outputs)], outputs[len(self._task_outputs) :]
         found = FlowStatistics.from_array(stats[0].numpy()) if statistics and stats else None
-        return task[0] if len(task) == 1 else tuple(task), found
+        return task_handle(task), found
 
     def download(self, labels: LabelHandle) -> np.ndarray | Detections:
         if isinstance(labels, tuple):  # a detection export's boxes, scores, classes, count

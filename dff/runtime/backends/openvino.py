@@ -33,7 +33,7 @@ from dff.errors import ConfigError
 from dff.manifest import Dim, ModelFile, invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
-from dff.runtime.detections import Detections, task_outputs
+from dff.runtime.detections import Detections, task_handle, task_outputs
 from dff.sources import warn_caller
 
 Precision = Literal["f32", "bf16", "f16"]
@@ -210,14 +210,14 @@ class OpenVINOBackend(Backend):
 
     def task(self, feat: FeatureHandle) -> LabelHandle:
         outputs = self._at_feature_size(feat)["task"].run({names.FEAT: feat})
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        return task_handle(outputs)
 
     def key_path(self, frame: FrameHandle, lap: Lap = no_lap) -> tuple[FeatureHandle, LabelHandle]:
         if "key_path" not in self._files:
             return super().key_path(frame, lap)
         feat, *task = self.networks(*frame.shape[1:3])["key_path"].run({names.FRAME: frame})
         lap("key_path")
-        return feat, task[0] if len(task) == 1 else tuple(task)
+        return feat, task_handle(task)
 
     def propagate(
         self,
@@ -236,7 +236,7 @@ class OpenVINOBackend(Backend):
         count = len(self._returned["task"])
         task, stats = outputs[:count], outputs[count:]
         found = FlowStatistics.from_array(stats[0].data) if statistics and stats else None
-        return task[0] if len(task) == 1 else tuple(task), found
+        return task_handle(task), found
 
     def download(self, labels: LabelHandle) -> np.ndarray | Detections:
         if isinstance(labels, tuple):  # a detection export's boxes, scores, classes, count

@@ -50,7 +50,7 @@ from dff.errors import InputSizeError
 from dff.manifest import SizeRange, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle
-from dff.runtime.detections import Detections, task_outputs
+from dff.runtime.detections import Detections, task_handle, task_outputs
 
 #: Engines run as CUDA graphs with ``cuda_graph=True``: the networks of the non-key path (Algorithm 1, lines 11-12).
 GRAPH_ROLES = ("flow", "task")
@@ -202,7 +202,7 @@ class TensorRTBackend(Backend):
         # Only the labels (or a detection export's four padded outputs) are wanted: with graphs, scores and probs
         # are not even copied out.
         out = self._runners["task"].run({names.FEAT: feat}, self._task_outputs)
-        return out[names.LABELS] if len(self._task_outputs) == 1 else tuple(out[n] for n in self._task_outputs)
+        return task_handle([out[name] for name in self._task_outputs])
 
     def download(self, labels: LabelHandle) -> np.ndarray | Detections:
         if isinstance(labels, tuple):  # boxes, scores, classes, count: a few hundred bytes a frame
