@@ -62,4 +62,12 @@ dff bench export --height 64 --width 64 --frames 6 --repeats 1 --warmup-frames 1
 python -c "import json; assert len(json.load(open('bench.json'))['rows']) == 2, 'dff bench gave no rows'"
 python -c "import cv2; assert cv2.VideoCapture('overlay.mp4').read()[0], 'overlay.mp4 does not decode'"
 [ "$(wc -l < timings.jsonl)" -eq 6 ] && [ "$(ls labels | wc -l)" -eq 6 ]
-echo "wheel check: dff --help, init, export, check, run (onnxruntime, openvino, torch), bench ok from the wheel in $((SECONDS - start)) s"
+dff bench export --height 64 --width 64 --frames 6 --repeats 1 --warmup-frames 1 --intervals 1,2 --scheduler fixed -l 2 --json > scheduled.json
+python -c "import json; assert json.load(open('scheduled.json'))['scheduled']['key_share'] == 0.5, 'dff bench --scheduler'"
+# A detector, two sources at once: one detections file per stream.
+cp -r frames frames2
+dff init --task detection --feature tiny --flow tiny --num-classes 3 --out det/
+dff export det --out det-export --min-size 64 --max-size 128
+dff run det-export frames frames2 -l 3 --out-dir streams --no-progress > /dev/null
+[ "$(wc -l < streams/frames/detections.jsonl)" -eq 6 ] && [ "$(wc -l < streams/frames2/detections.jsonl)" -eq 6 ]
+echo "wheel check: dff --help, init, export, check, run (onnxruntime, openvino, torch, a detector on two sources), bench (and --scheduler) ok from the wheel in $((SECONDS - start)) s"
