@@ -260,6 +260,7 @@ class OnnxRuntimeBackend(Backend):
             role: _session(directory / entry.file, role, options, providers, before_tail=host_tail and role in ("task", *fused))
             for role, entry in {**{role: files[role] for role in ("feature", "flow", "warp", "task")}, **fused}.items()
         }
+        self.fused_paths = "propagate" in self._sessions and "key_path" in self._sessions
         # Bindings are reused, per thread: creating one per call costs 5-10 µs a stage. Outputs are
         # allocated anew on each run, so handles returned earlier keep their memory.
         self._bindings = ThreadBindings()
@@ -353,6 +354,31 @@ class OnnxRuntimeBackend(Backend):
     def task_batch(self, feats: Sequence[FeatureHandle]) -> list[LabelHandle]:
         outputs = self._run_batch("task", {names.FEAT: feats}, self._task_outputs)
         return outputs[0] if len(outputs) == 1 else list(zip(*outputs))
+
+    def key_path_batch(self, frames: Sequence[FrameHandle]) -> tuple[list[FeatureHandle], list[LabelHandle]]:
+        if not self.fused_paths:
+            return super().key_path_batch(frames)
+        feats, *task = self._run_batch("key_path", {names.FRAME: frames}, self._fused_outputs["key_path"])
+        return feats, [task_handle(outputs) for outputs in zip(*task)]
+
+    def propagate_batch(
+        self,
+        key_frames: Sequence[FrameHandle],
+        key_feats: Sequence[FeatureHandle],
+        frames: Sequence[FrameHandle],
+        *,
+        statistics: bool = False,
+    ) -> tuple[list[LabelHandle], list[FlowStatistics | None]]:
+        if not self.fused_paths:
+            return super().propagate_batch(key_frames, key_feats, frames, statistics=statistics)
+        inputs = {names.KEY_FRAME: key_frames, names.FRAME: frames, names.KEY_FEAT: key_feats}
+        outputs = self._run_batch("propagate", inputs, self._fused_outputs["propagate"])
+        count = len(self._task_outputs)
+        labels = [task_handle(task) for task in zip(*outputs[:count])]
+        stats = outputs[count:]
+        if not (statistics and stats):
+            return labels, [None] * len(frames)
+        return labels, [FlowStatistics.from_array(value.numpy()) for value in stats[0]]
 
     def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray] | list[Detections]:
         if isinstance(labels[0], tuple) or self.label_tail == "host":  # detections, or probabilities: one frame at a time

@@ -188,6 +188,7 @@ class OpenVINOBackend(Backend):
             self._files |= manifest.fused_files()
             # The key features and the task's outputs; the task's outputs and F's statistics.
             self._returned |= {"key_path": (names.FEAT, *self._returned["task"]), "propagate": (*self._returned["task"], *stats)}
+        self.fused_paths = "key_path" in self._files and "propagate" in self._files
         # Read once; each frame size compiles a reshaped clone.
         self._models = {role: _read_model(directory / entry.file, role, entry) for role, entry in self._files.items()}
         if self.label_tail == "host":
