@@ -5,7 +5,7 @@ per channel): on the demo model's 128-channel features it took 7 of the 28 ms of
 quarter of it, for an operation Eq. 6 counts as nearly free. The same bilinear sampling (align_corners=1, zero
 padding, as ``warp.onnx`` writes it) is four row reads per output location: the features as (N·Hk·Wk, C) rows, one
 Gather of the four corner rows of every location, their weights (zero for a corner outside the map), a sum. In ONNX
-Runtime that is 4× faster at 32×40 and 1.8-5× at the other sizes (``benchmarks/README.md``). OpenVINO's own GridSample
+Runtime that is 1.9× faster at 8×8 feature cells, 4.2× at 16×20 and 5.1× at 32×40 (``benchmarks/README.md``). OpenVINO's own GridSample
 is faster than this form, so only the ONNX Runtime backend uses it (``gather_warp``); the files keep GridSample, the
 contract every other consumer reads.
 

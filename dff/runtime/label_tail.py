@@ -2,8 +2,8 @@
 
 ``task.onnx`` ends by upsampling the softmax probabilities ×16 bilinearly (half-pixel centres, edges clamped, as
 ``F.interpolate(align_corners=False)``) and taking the first maximum per pixel. On small models at CPU frame sizes
-that tail costs more than the networks (the Resize and ArgMax at frame size: 8.4 of 28 ms of the demo's non-key
-frame at 512×640 in ONNX Runtime). :func:`labels_from_probs` gives the same labels at a fraction of the cost:
+that tail costs more than F (the Resize and ArgMax at frame size: 8.7 of 27.4 ms of the demo model's non-key
+path at 512×640 in ONNX Runtime). :func:`labels_from_probs` gives the same labels at a fraction of the cost:
 
 * Bilinear interpolation is a convex combination of the 4 probability vectors around a pixel. If the first maximum
   of all 4 is class c, then c's probability is at least every other class's at each of them, strictly for the classes

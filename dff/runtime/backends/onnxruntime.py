@@ -216,11 +216,12 @@ class OnnxRuntimeBackend(Backend):
     made every stage several times slower). ``fused_graphs``: run the one-stream paths through the export's
     ``key_path.onnx`` and ``propagate.onnx`` where it has them, one session call a frame (False: stage by stage).
     ``label_tail``: ``host`` computes the labels from the task graph's probabilities on the host
-    (:mod:`dff.runtime.label_tail`: the same labels, 1.6-2.7x cheaper than the graph's tail on this machine's CPU),
+    (:mod:`dff.runtime.label_tail`: the same labels; from 256×320 up 1.6-8x cheaper than the graph's tail on this
+    machine's CPU, no gain at 128×128),
     ``graph`` takes the graph's labels; None (default): ``host`` on the CPU provider for segmentation exports
     with float32 probabilities, ``graph`` otherwise (a GPU computes the tail faster than the host).
     ``gather_warp``: run the warp's GridSample as row gathers (:mod:`dff.runtime.gather_sample`: the same samples,
-    4-5x faster on the CPU provider); None (default): on the CPU provider.
+    2-5x faster on the CPU provider); None (default): on the CPU provider.
     """
 
     name = "onnxruntime"
