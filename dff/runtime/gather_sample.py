@@ -1,13 +1,13 @@
 """GridSample as row gathers: the warp W for ONNX Runtime's CPU provider, rewritten in memory when a graph is loaded.
 
 ONNX Runtime's CPU GridSample kernel computes every output element on its own (four corner reads with bounds checks,
-per channel): on the demo model's 128-channel features it took 7 of the 28 ms of a non-key frame at 512×640, a
+per channel): on the demo model's 128-channel features it took 7.0 of the 27.4 ms of the non-key path at 512×640, a
 quarter of it, for an operation Eq. 6 counts as nearly free. The same bilinear sampling (align_corners=1, zero
 padding, as ``warp.onnx`` writes it) is four row reads per output location: the features as (N·Hk·Wk, C) rows, one
 Gather of the four corner rows of every location, their weights (zero for a corner outside the map), a sum. In ONNX
-Runtime that is 1.9× faster at 8×8 feature cells, 4.2× at 16×20 and 5.1× at 32×40 (``benchmarks/README.md``). OpenVINO's own GridSample
-is faster than this form, so only the ONNX Runtime backend uses it (``gather_warp``); the files keep GridSample, the
-contract every other consumer reads.
+Runtime that is 1.9× faster at 8×8 feature cells, 4.2× at 16×20 and 5.1× at 32×40 (``benchmarks/README.md``).
+OpenVINO's own GridSample is faster than this form, so only the ONNX Runtime backend uses it (``gather_warp``); the
+files keep GridSample, the contract every other consumer reads.
 
 Pixel coordinates are computed from the grid as GridSample computes them, x = (g + 1) / 2 · (W − 1), so the samples
 are the same up to the order of the four products' sum.
