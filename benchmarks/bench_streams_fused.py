@@ -37,9 +37,12 @@ def main() -> None:
     for kind in args.backend.split(","):
         with open_backend(kind, model=args.export, threads=1) as backend:
             for count in (int(s) for s in args.streams.split(",")):
-                videos = [SyntheticVideo(SyntheticVideoConfig(length=args.ticks, num_classes=4, seed=10 + j, height=height, width=width)) for j in range(count)]
+                configs = [SyntheticVideoConfig(length=args.ticks, num_classes=4, seed=10 + j, height=height, width=width) for j in range(count)]
+                videos = [SyntheticVideo(config) for config in configs]
                 images = [[video.image(t) for t in range(args.ticks)] for video in videos]
-                runtimes = {fused: MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(count, 5), fused=fused) for fused in (True, False)}
+                runtimes = {
+                    fused: MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(count, 5), fused=fused) for fused in (True, False)
+                }
                 for runtime in runtimes.values():
                     runtime({j: images[j][0] for j in range(count)})  # first key frames, first runs
                 seconds = {fused: 0.0 for fused in runtimes}

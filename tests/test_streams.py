@@ -58,7 +58,8 @@ def test_fused_ticks_give_the_staged_ticks_labels(tiny_export, backend_name):
     with open_backend(backend_name, model=tiny_export, threads=1) as backend:
         assert backend.fused_paths
         streams = [frames(6, seed=3 * j) for j in range(3)]
-        for make, promotes in ((lambda: phased_schedulers(3, 3), False), (lambda: [PromotingEvery(4), PromotingEvery(5), FixedInterval(2)], True)):
+        adaptive = lambda: [PromotingEvery(4), PromotingEvery(5), FixedInterval(2)]  # noqa: E731
+        for make, promotes in ((lambda: phased_schedulers(3, 3), False), (adaptive, True)):
             results = {}
             for fused in (True, False):
                 runtime = MultiStreamRuntime(backend=backend, schedulers=make(), fused=fused)

@@ -477,7 +477,10 @@ def _fused_comparisons(
         warped = run["warp"]({KEY_FEAT: key_feat, FLOW: flow[FLOW], SCALE: flow[SCALE]})[FEAT]
         composed = {
             "key_path": ({FEAT: feat, **run["task"]({FEAT: feat})}, frames),
-            "propagate": ({**run["task"]({FEAT: warped}), **{k: v for k, v in flow.items() if k == FLOW_STATS}}, {**feeds, KEY_FEAT: key_feat}),
+            "propagate": (
+                {**run["task"]({FEAT: warped}), **{k: v for k, v in flow.items() if k == FLOW_STATS}},
+                {**feeds, KEY_FEAT: key_feat},
+            ),
         }
         for role in manifest.fused_files():
             expected, fused_feeds = composed[role]

@@ -181,7 +181,9 @@ class MultiStreamRuntime:
             )  # lines 11-12
             watch.lap("propagate")
             labels.update(zip(others, found))
-            promoted = [j for j, stats in zip(others, statistics) if streams[j].scheduler.reads_flow and streams[j].scheduler.observe(stats)]
+            promoted = [
+                j for j, stats in zip(others, statistics) if streams[j].scheduler.reads_flow and streams[j].scheduler.observe(stats)
+            ]
         keys = keys + promoted
         if keys:
             feats, found = backend.key_path_batch([frames[j] for j in keys])  # lines 8-9
