@@ -9,8 +9,8 @@ path at 512×640 in ONNX Runtime). :func:`labels_from_probs` gives the same labe
   of all 4 is class c, then c's probability is at least every other class's at each of them, strictly for the classes
   before c, so the same holds for any convex combination: every pixel of that quad has label c, ties included.
   Those quads are constant blocks of labels.
-* Only the quads whose 4 corners disagree are interpolated, with the engine's weights ((1 - ty)(1 - tx), ...: sums
-  of multiples of 1/1024, exact in float32) in the engine's order of terms, and their pixels arg-maxed.
+* Only the quads whose 4 corners disagree are interpolated, with the engine's weights ((1 - ty)(1 - tx), ...: products
+  of odd multiples of 1/32, exact in float32) in the engine's order of terms, and their pixels arg-maxed.
 
 So the labels are those of the graph exactly but for pixels where two classes' interpolated probabilities are within
 float rounding (a different order of the four products, or an engine's own interpolation): ``dff check`` and
@@ -37,7 +37,7 @@ from dff.manifest import LABELS, PROBS, Manifest
 
 def first_max(values: np.ndarray) -> np.ndarray:
     """uint8 index of the first maximum along axis 0 of (C, n) ``values`` (as ArgMax; C comparisons of contiguous
-    rows, where numpy's argmax over a leading axis was 10× slower)."""
+    rows; numpy's argmax over a leading axis took 9 ms for 4 × 244 000 values, 6-7× longer per value)."""
     best = values[0].copy()
     index = np.zeros(values.shape[1:], np.uint8)
     for c in range(1, len(values)):
