@@ -82,7 +82,7 @@ def test_missing_checkpoint(tmp_path, capsys):
 @pytest.mark.skipif(not DEMO_MODEL.is_file(), reason=f"the packaged demo model {DEMO_MODEL} is not in this tree")
 def test_packaged_model_beats_predicting_background(tmp_path, capsys):
     """The shipped model segments: per-frame and DFF both beat labelling every pixel background."""
-    assert main(["demo", "--frames", "20", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert main(["demo", "--frames", "20", "--out", str(tmp_path), "--no-progress", "--no-fast-path"]) == 0
     printed = capsys.readouterr().out
     rows = table(printed)
     from dff.manifest import load_manifest
