@@ -21,11 +21,14 @@ if TYPE_CHECKING:
     from dff.runtime import FrameTiming
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo_model.safetensors"
-#: The synthetic video's default frame size (H, W). At 128×128, where the model was trained, the tiny model's stages
-#: are bound by the cost of each call and DFF gains 1.7×; at 320×400 per-call costs matter less (measured r 0.19-0.25,
-#: 2.5-2.6× at l = 5, benchmarks/README.md) and the model is at its most accurate (mIoU 80 against 76 at 128×128;
-#: objects grow with the frame, and at 512×640 they outgrow its receptive field: 58).
+#: The synthetic video's default frame size (H, W). At 128×128 the tiny model's stages are bound by the cost of each
+#: call and DFF gains 1.7×; at 320×400 per-call costs matter less (measured r 0.19-0.25, 2.5-2.7× at l = 5,
+#: benchmarks/README.md).
 DEMO_SIZE = (320, 400)
+#: The demo model was trained on 128×128 frames: on larger ones the synthetic objects keep that size in pixels
+#: (object_scale), the scene the model knows. Objects grown with the frame made its per-frame labels 10 points worse
+#: than DFF's at 320×400 (69.3 against 80.1 mIoU), which says nothing about deep feature flow.
+OBJECT_SCALE = 128
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -243,7 +246,8 @@ def _calibration_frames(args: argparse.Namespace, num_classes: int, images: list
     from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
 
     height, width = images[0].shape[:2]
-    config = SyntheticVideoConfig(length=32, num_classes=num_classes, seed=args.seed + CALIBRATION_SEED_OFFSET, height=height, width=width)
+    seed = args.seed + CALIBRATION_SEED_OFFSET
+    config = SyntheticVideoConfig(length=32, num_classes=num_classes, seed=seed, height=height, width=width, object_scale=OBJECT_SCALE)
     video = SyntheticVideo(config)
     return [video.image(t) for t in range(config.length)]
 
@@ -266,7 +270,7 @@ def _video(args: argparse.Namespace, num_classes: int, *, announce: bool = True)
             f"the synthetic video has at most {len(OBJECT_CLASSES) + 1} classes but the model has {num_classes}: "
             "pass --video PATH for this model"
         )
-    config = SyntheticVideoConfig(length=args.frames, num_classes=num_classes, seed=args.seed, **sizes)
+    config = SyntheticVideoConfig(length=args.frames, num_classes=num_classes, seed=args.seed, object_scale=OBJECT_SCALE, **sizes)
     video = SyntheticVideo(config)
     frames = [video.image_and_label(t) for t in range(config.length)]
     if announce:
