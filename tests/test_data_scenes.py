@@ -103,6 +103,19 @@ class TestSyntheticVideo:
         # Centres move at most max_speed; rotation and zoom add up to max_speed at the rims.
         assert 0.1 < step <= 2.0 * config.max_speed + 0.1
 
+    def test_object_scale_keeps_objects_their_size_on_larger_frames(self):
+        def object_pixels(height: int, width: int, scale: int | None) -> float:
+            """Mean pixels of one object over 8 videos (the draws differ by frame size: a mean compares sizes)."""
+            configs = [
+                SyntheticVideoConfig(height=height, width=width, length=1, num_objects=1, seed=seed, object_scale=scale)
+                for seed in range(8)
+            ]
+            return float(np.mean([(SyntheticVideo(config).label(0) != 0).sum() for config in configs]))
+
+        small = object_pixels(128, 128, None)
+        assert 0.6 * small < object_pixels(320, 400, 128) < 1.6 * small  # the size in pixels of 128x128's objects
+        assert object_pixels(320, 400, None) > 4 * small  # by default they grow with the shorter side (2.5x: area 6.25x)
+
     def test_frame_out_of_range(self):
         with pytest.raises(IndexError, match="frame 40 is outside"):
             SyntheticVideo(self.config).image(40)
@@ -116,6 +129,7 @@ class TestSyntheticVideo:
             ({"height": 16}, "at least 32x32"),
             ({"num_objects": -1}, "num_objects must be >= 0"),
             ({"max_speed": -1.0}, "max_speed must be >= 0"),
+            ({"object_scale": 4}, "object_scale must be at least 8"),
         ],
     )
     def test_bad_config(self, change, message):

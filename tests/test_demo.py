@@ -12,7 +12,7 @@ import pytest
 from helpers import DATA, decode_all, small_clip
 
 from dff.cli import main
-from dff.commands.demo import DEMO_MODEL
+from dff.commands.demo import DEMO_MODEL, DEMO_SIZE
 from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
 from dff.metrics import SegmentationScore
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
@@ -32,9 +32,9 @@ def table(printed: str) -> dict[str, tuple[float, str]]:
     return {name: (float(fps), miou) for name, fps, _, miou in ROW.findall(printed)}
 
 
-def miou_of(export: Path, interval: int, frames: int, seed: int) -> float:
+def miou_of(export: Path, interval: int, frames: int, seed: int, size: tuple[int, int]) -> float:
     """mIoU of the exported model run with one key frame every ``interval`` frames, computed here independently."""
-    video = SyntheticVideo(SyntheticVideoConfig(length=frames, num_classes=4, seed=seed))
+    video = SyntheticVideo(SyntheticVideoConfig(length=frames, num_classes=4, seed=seed, height=size[0], width=size[1]))
     score = SegmentationScore(4)
     with open_backend("onnxruntime", model=export) as backend:
         runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(interval))
@@ -45,12 +45,12 @@ def miou_of(export: Path, interval: int, frames: int, seed: int) -> float:
 
 def test_demo_on_the_synthetic_video(checkpoint, tmp_path, capsys):
     assert main(["demo", "--checkpoint", str(checkpoint), "--frames", "12", "--key-interval", "4", "--seed", "3",
-                 "--out", str(tmp_path), "--no-progress"]) == 0
+                 "--height", "128", "--width", "160", "--out", str(tmp_path), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     rows = table(printed)
     assert set(rows) == {"DFF (l = 4)", "per-frame"}
     for name, interval in (("DFF (l = 4)", 4), ("per-frame", 1)):
-        expected = miou_of(tmp_path / "export", interval, 12, 3)
+        expected = miou_of(tmp_path / "export", interval, 12, 3, (128, 160))
         assert float(rows[name][1].rstrip("%")) == pytest.approx(100 * expected, abs=0.051)
     speedup = float(re.search(r"measured speed-up over per-frame: ([\d.]+)x", printed).group(1))
     assert speedup == pytest.approx(rows["DFF (l = 4)"][0] / rows["per-frame"][0], rel=0.02, abs=0.01)
@@ -82,12 +82,14 @@ def test_missing_checkpoint(tmp_path, capsys):
 @pytest.mark.skipif(not DEMO_MODEL.is_file(), reason=f"the packaged demo model {DEMO_MODEL} is not in this tree")
 def test_packaged_model_beats_predicting_background(tmp_path, capsys):
     """The shipped model segments: per-frame and DFF both beat labelling every pixel background."""
-    assert main(["demo", "--frames", "20", "--out", str(tmp_path), "--no-progress"]) == 0
-    rows = table(capsys.readouterr().out)
+    assert main(["demo", "--frames", "20", "--out", str(tmp_path), "--no-progress", "--no-fast-path"]) == 0
+    printed = capsys.readouterr().out
+    rows = table(printed)
     from dff.manifest import load_manifest
 
     classes = load_manifest(tmp_path / "export").model.num_classes
-    video = SyntheticVideo(SyntheticVideoConfig(length=20, num_classes=classes, seed=1))
+    assert "video: synthetic, 20 frames of 320x400" in printed and DEMO_SIZE == (320, 400)
+    video = SyntheticVideo(SyntheticVideoConfig(length=20, num_classes=classes, seed=1, height=DEMO_SIZE[0], width=DEMO_SIZE[1]))
     background = SegmentationScore(classes)
     for t in range(20):
         label = video.label(t)

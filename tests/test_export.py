@@ -233,12 +233,21 @@ class TestCheck:
         print("\n".join(report.lines()))
         assert report.ok
         covered = {(c.model, c.runtime.split()[0]) for c in report.comparisons}
-        assert covered == {(m, r) for m in ("feature", "flow", "task", "warp", "warp_plugin") for r in ("onnxruntime", "opencv", "reference")}
+        # The fused graphs against the stages composed, in ONNX Runtime; the host's labels from float32 probabilities.
+        fused = {(m, r) for m in ("key_path", "propagate") for r in ("onnxruntime", *(("host",) if dtype == "float32" else ()))}
+        stages_models = ("feature", "flow", "task", "warp", "warp_plugin")
+        stages = {(m, r) for m in stages_models for r in ("onnxruntime", "opencv", "reference")}
+        assert covered == stages | fused
+        assert {c.output for c in report.comparisons if c.model == "propagate"} == {"scores", "probs", "labels", "flow_stats"}
         # The plugin file ran as it is in the reference evaluator, and with its node inlined in the others.
         assert {c.runtime for c in report.comparisons if c.model == "warp_plugin"} == {
             "reference", "onnxruntime (DFFWarp inlined)", "opencv (DFFWarp inlined)"
         }
-        assert {c.inputs for c in report.comparisons} == {"random 2x64x64", "random 2x96x128", "frames 2x64x112"}
+        sets = {"random 2x64x64", "random 2x96x128", "frames 2x64x112"}
+        assert {c.inputs for c in report.comparisons if c.runtime != "onnxruntime" or c.model in stages_models} == sets
+        assert {c.inputs for c in report.comparisons if c.model == "propagate" and c.runtime == "onnxruntime"} == {
+            f"{name}, against the stages composed" for name in sets
+        }
         # Not vacuous: the perturbed checkpoint gives flows and errors that are not exactly zero.
         flow_errors = [c.max_abs for c in report.comparisons if c.model == "flow" and c.output == "flow"]
         assert max(flow_errors) > 0 and all(c.tolerance == TOLERANCES[dtype] for c in report.comparisons)
@@ -260,8 +269,11 @@ class TestCheck:
         write_manifest(broken, replace(manifest, models=replace(manifest.models, warp=warp_entry)))
         report = check_export(broken, checkpoint=checkpoint, runtimes=("onnxruntime", "reference"))
         failed = {(c.model, c.runtime) for c in report.comparisons if not c.ok}
-        # The inlined plugin graph is built from warp.onnx, so it fails with it; the NumPy DFFWarp does not.
-        assert failed == {("warp", "onnxruntime"), ("warp", "reference"), ("warp_plugin", "onnxruntime (DFFWarp inlined)")}
+        # The inlined plugin graph is built from warp.onnx, so it fails with it; the NumPy DFFWarp does not; and
+        # propagate.onnx, which holds the warp as exported, no longer computes what the separate files compose.
+        assert failed == {
+            ("warp", "onnxruntime"), ("warp", "reference"), ("warp_plugin", "onnxruntime (DFFWarp inlined)"), ("propagate", "onnxruntime")
+        }
         assert main(["check", str(broken), "--runtimes", "onnxruntime"]) == 1
 
     def test_another_checkpoint_is_refused(self, exports, init_checkpoint):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from test_batching import frames
 
-from dff.runtime import DeepFeatureFlowRuntime, open_backend
+from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
+from dff.runtime.adaptive_signals import FlowStatistics
 from dff.runtime.streams import MultiStreamRuntime, PhasedInterval, phased_schedulers, stream_phases
 
 
@@ -35,6 +36,43 @@ def test_streams_in_a_batch_equal_each_stream_alone(tiny_export, count):
                 np.testing.assert_array_equal(batched[i][j].labels, expected.labels)
 
 
+class PromotingEvery(FixedInterval):
+    """Reads F's statistics (real ones: it checks they came) and promotes every second frame it observes."""
+
+    reads_flow = True
+
+    def __init__(self, interval: int) -> None:
+        self.observed = 0
+        super().__init__(interval)
+
+    def promote(self, statistics: FlowStatistics | None) -> bool:
+        assert isinstance(statistics, FlowStatistics)
+        self.observed += 1
+        return self.observed % 2 == 0
+
+
+@pytest.mark.parametrize("backend_name", ["onnxruntime", "openvino"])
+def test_fused_ticks_give_the_staged_ticks_labels(tiny_export, backend_name):
+    """One batched call per path (ONNX Runtime: the fused graphs over the stacked frames; OpenVINO: its fused call per
+    frame) against the stages batched, with fixed and adaptive schedulers (promotions go through the key path)."""
+    with open_backend(backend_name, model=tiny_export, threads=1) as backend:
+        assert backend.fused_paths
+        streams = [frames(6, seed=3 * j) for j in range(3)]
+        adaptive = lambda: [PromotingEvery(4), PromotingEvery(5), FixedInterval(2)]  # noqa: E731
+        for make, promotes in ((lambda: phased_schedulers(3, 3), False), (adaptive, True)):
+            results = {}
+            for fused in (True, False):
+                runtime = MultiStreamRuntime(backend=backend, schedulers=make(), fused=fused)
+                results[fused] = [runtime({j: streams[j][i] for j in range(3)}) for i in range(6)]
+            for tick, staged in zip(results[True], results[False]):
+                for j in range(3):
+                    assert tick[j].key == staged[j].key
+                    np.testing.assert_array_equal(tick[j].labels, staged[j].labels)
+                    assert ("propagate" in tick[j].timing.stages_ms) == (not tick[j].key or "flow" in staged[j].timing.stages_ms)
+            promoted = sum(r.key and "propagate" in r.timing.stages_ms for tick in results[True] for r in tick.values())
+            assert (promoted > 0) == promotes
+
+
 def test_staggered_ticks_carry_one_key_frame_each(tiny_export):
     with open_backend("onnxruntime", model=tiny_export, threads=1) as backend:
         image = frames(1)[0]
@@ -48,13 +86,16 @@ def test_staggered_ticks_carry_one_key_frame_each(tiny_export):
         assert sorted(j for j, r in runtime({j: image for j in range(5)}).items() if r.key) == [0, 2]
 
 
-def test_stage_shares_add_up_to_the_tick(tiny_export):
-    """Each frame's stages_ms are its share of the batched calls: key frames feature, the others flow and warp, and
-    the shares of one tick add up to (nearly all of) the tick's wall time."""
+@pytest.mark.parametrize("fused", [True, False])
+def test_stage_shares_add_up_to_the_tick(tiny_export, fused):
+    """Each frame's stages_ms are its share of the batched calls: key frames feature (or the fused key path), the others
+    flow and warp (or the fused propagation), and the shares of one tick add up to (nearly all of) the tick's wall time."""
     import time
 
+    paths = {True: ({"key_path"}, {"propagate"}), False: ({"feature", "task"}, {"flow", "warp", "task"})}[fused]
     with open_backend("onnxruntime", model=tiny_export, threads=1) as backend:
-        runtime = MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(4, 2))
+        runtime = MultiStreamRuntime(backend=backend, schedulers=phased_schedulers(4, 2), fused=fused)
+        assert runtime.fused == fused
         images = frames(3)
         runtime({j: images[0] for j in range(4)})  # every stream's first key frame (and first runs allocate)
         for image in images[1:]:
@@ -63,7 +104,7 @@ def test_stage_shares_add_up_to_the_tick(tiny_export):
             wall_ms = (time.perf_counter() - start) * 1e3
             assert sorted(r.key for r in results.values()) == [False, False, True, True]
             for result in results.values():
-                expected = {"preprocess", "feature", "task", "postprocess"} if result.key else {"preprocess", "flow", "warp", "task", "postprocess"}
+                expected = {"preprocess", "postprocess"} | paths[0 if result.key else 1]
                 assert set(result.timing.stages_ms) == expected and min(result.timing.stages_ms.values()) > 0
             shares_ms = sum(r.timing.total_ms for r in results.values())
             assert 0.8 * wall_ms <= shares_ms <= wall_ms

@@ -73,7 +73,7 @@ def test_two_sources_pipelined_equal_the_runtime_alone(tiny_export, tmp_path):
     assert [s.frames for s in report.streams] == [12, 7]
     assert [s.dropped for s in report.streams] == [0, 0] and not report.failed
     assert report.streams[0].key_frames == 4 and report.inference_s <= report.wall_s and report.ticks == 12
-    assert set(report.streams[0].stage_mean_ms["key"]) == {"preprocess", "feature", "task", "postprocess"}
+    assert set(report.streams[0].stage_mean_ms["key"]) == {"preprocess", "key_path", "postprocess"}  # the fused key path
     assert 0 < report.streams[0].latency_p50_ms <= report.streams[0].latency_p99_ms
     for name in ("clip", "frames"):
         written = sorted((tmp_path / name / "labels").glob("*.png"))

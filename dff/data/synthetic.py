@@ -50,7 +50,9 @@ BACKGROUND = "background"
 @dataclass(frozen=True)
 class SyntheticVideoConfig:
     """``num_classes`` counts the background; ``max_speed`` bounds how fast (pixels per frame) object
-    centres and the camera move; rotation and zoom add at most about as much again at the rims."""
+    centres and the camera move; rotation and zoom add at most about as much again at the rims. Object radii are
+    0.12-0.22 of ``object_scale`` pixels, by default the frame's shorter side (objects grow with the frame); a fixed
+    ``object_scale`` keeps them the size a model was trained on when it runs on larger frames."""
 
     height: int = 128
     width: int = 128
@@ -59,6 +61,7 @@ class SyntheticVideoConfig:
     num_classes: int = 4
     max_speed: float = 2.0
     seed: int = 0
+    object_scale: int | None = None
 
     def __post_init__(self) -> None:
         if not (self.height >= 32 and self.width >= 32):
@@ -73,6 +76,8 @@ class SyntheticVideoConfig:
             )
         if not (self.max_speed >= 0):
             raise ConfigError(f"max_speed must be >= 0 pixels per frame, got {self.max_speed}")
+        if not (self.object_scale is None or self.object_scale >= 8):
+            raise ConfigError(f"object_scale must be at least 8 pixels (or unset: the frame's shorter side), got {self.object_scale}")
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ class SyntheticVideo:
         c = self.config
         class_id = 1 + j % (c.num_classes - 1)
         look = OBJECT_CLASSES[class_id - 1]
-        radius = rng.uniform(0.12, 0.22) * min(c.height, c.width)
+        radius = rng.uniform(0.12, 0.22) * (c.object_scale or min(c.height, c.width))
         # Drawn at the largest size it reaches, so it is only ever shrunk (sharper than enlarging).
         largest = 1.15 * radius
         alpha = shapes.shape_alpha(look.shape, largest)

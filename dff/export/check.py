@@ -17,6 +17,12 @@ frames and tensors at the smallest allowed size and a second one, and two real f
 frame and one five frames later) pushed through the reference chain feature → flow → warp → task,
 each model fed the reference's outputs of the model before.
 
+The fused graphs (``key_path.onnx``, ``propagate.onnx``, where the export has them) pass the same structural checks
+and run in ONNX Runtime, the engine that runs them, on every input set against the composition of the separate files
+there (feature → task; flow → warp → task), output by output; and the labels the host computes from their
+probabilities (:mod:`dff.runtime.label_tail`, what the CPU backends return) against those probabilities upsampled in
+float64.
+
 A detection export's ``task.onnx`` is compared by matched detections instead, in every runtime and OpenVINO
 (:mod:`dff.export.detection_check`).
 
@@ -28,6 +34,7 @@ so that ties broken differently between runtimes are not errors.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +71,7 @@ from dff.manifest import (
 )
 from dff.ops.warp import warp
 from dff.runtime.adaptive_signals import FLOW_STATS
+from dff.runtime.label_tail import host_tail_possible, labels_from_probs
 from dff.sources import open_source
 
 #: Allowed ``max_rel`` (and label margin) per export dtype. float32 graphs differ from PyTorch by reordered
@@ -164,9 +172,10 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
 
 
 def check_structure(directory: Path, manifest: Manifest) -> tuple[dict[str, onnx.ModelProto], list[str]]:
-    """Load every model and check it (checker, strict shape inference, interface, opset); ExportError on failure."""
+    """Load every model, the fused ones too, and check it (checker, strict shape inference, interface, opset);
+    ExportError on failure."""
     models, notes = {}, []
-    for role, entry in manifest.files().items():
+    for role, entry in manifest.all_files().items():
         path = directory / entry.file
         try:
             model = onnx.load(path)
@@ -423,6 +432,8 @@ def check_export(
                 run = runners[runtime, role]
                 label = runtime if role != "warp_plugin" or run.runs_plugin else f"{runtime} (DFFWarp inlined)"
                 comparisons += _comparisons(role, label, inputs.name, expected, run(inputs.feeds[role]), tolerance)
+    if manifest.fused_files():
+        comparisons += _fused_comparisons(manifest, models, input_sets, tolerance)
     if any(c.vacuous for c in comparisons if c.model == "flow"):
         runtimes = [r for r in runtimes if not (checkpoint is None and r == "onnxruntime")]
         flow_notes, perturbed = _check_perturbed_flow(models["flow"], reference, input_sets, runtimes, tolerance, seed)
@@ -444,6 +455,42 @@ def _comparisons(role: str, runtime: str, inputs: str, expected: Feeds, got: Fee
             max_abs, max_rel = _compare(value, got[name])
             constant = _is_constant(value)
         comparisons.append(Comparison(role, runtime, inputs, name, max_abs, max_rel, tolerance, vacuous=constant))
+    return comparisons
+
+
+def _fused_comparisons(
+    manifest: Manifest, models: Mapping[str, onnx.ModelProto], input_sets: Sequence[InputSet], tolerance: float
+) -> list[Comparison]:
+    """Each fused graph in ONNX Runtime against the separate files composed in ONNX Runtime, on every input set, and
+    the host's labels from its probabilities (segmentation exports with float32 ones) against those probabilities.
+
+    What is checked is the composition (names wired, nothing left out), so a constant output is no vacuous comparison
+    here: the stages' own comparisons above say whether their outputs vary."""
+    run = {role: runner("onnxruntime", models[role]) for role in ("feature", "flow", "warp", "task", *manifest.fused_files())}
+    host_tail = host_tail_possible(manifest)
+    comparisons = []
+    for inputs in input_sets:
+        frames, feeds = inputs.feeds["feature"], inputs.feeds["flow"]
+        feat = run["feature"](frames)[FEAT]
+        flow = run["flow"](feeds)
+        key_feat = inputs.feeds["warp"][KEY_FEAT]
+        warped = run["warp"]({KEY_FEAT: key_feat, FLOW: flow[FLOW], SCALE: flow[SCALE]})[FEAT]
+        composed = {
+            "key_path": ({FEAT: feat, **run["task"]({FEAT: feat})}, frames),
+            "propagate": (
+                {**run["task"]({FEAT: warped}), **{k: v for k, v in flow.items() if k == FLOW_STATS}},
+                {**feeds, KEY_FEAT: key_feat},
+            ),
+        }
+        for role in manifest.fused_files():
+            expected, fused_feeds = composed[role]
+            got = run[role](fused_feeds)
+            for comparison in _comparisons(role, "onnxruntime", f"{inputs.name}, against the stages composed", expected, got, tolerance):
+                comparisons.append(dataclasses.replace(comparison, vacuous=False))
+            if host_tail:
+                # The tail alone: against the float64 upsampling of the very probabilities it read.
+                margin = _label_margin(got[PROBS], np.stack([labels_from_probs(p) for p in got[PROBS]]))
+                comparisons.append(Comparison(role, "host label tail", inputs.name, LABELS, margin, margin, tolerance))
     return comparisons
 
 

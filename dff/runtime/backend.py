@@ -55,7 +55,12 @@ so every backend runs them; ONNX Runtime and OpenVINO override them with the exp
 (``key_path.onnx``, ``propagate.onnx``: one engine call a frame instead of two or three) where the export
 has them. Each takes ``lap``, called with a stage's name when it ends, for the runtime's timing: the
 defaults report ``feature``, ``task`` and ``flow``, ``warp``, ``task``; a fused call reports itself once
-as ``key_path`` or ``propagate``.
+as ``key_path`` or ``propagate``. ``fused_paths`` tells whether a backend runs them as fused calls.
+
+Their batched twins :meth:`Backend.key_path_batch` and :meth:`Backend.propagate_batch` are what the multi-stream
+runtime calls on a backend with ``fused_paths``: one engine call per path per tick (ONNX Runtime: the fused graphs
+over the stacked frames); the defaults loop over the one-frame paths (OpenVINO's fused calls) or, on a natively
+batching backend, compose the batched stages.
 
 Preprocessing lives in the models (see :mod:`dff.manifest`): frames go to the device as uint8
 BGR, exactly as OpenCV decodes them, and labels come back as uint8 class indices at frame size.
@@ -116,6 +121,8 @@ class Backend(ABC):
     native_batching: ClassVar[bool] = False
     #: The most frames one batched call takes (an engine profile's batch range); None: any number.
     max_batch: int | None = None
+    #: True where :meth:`key_path` and :meth:`propagate` run as one engine call each (the export's fused graphs).
+    fused_paths: bool = False
 
     @abstractmethod
     def upload(self, image: np.ndarray) -> FrameHandle:
@@ -211,6 +218,31 @@ class Backend(ABC):
     def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray]:
         """:meth:`download` for a batch: one new uint8 (H, W) host array per handle."""
         return [self.download(label) for label in labels]
+
+    def key_path_batch(self, frames: Sequence[FrameHandle]) -> tuple[list[FeatureHandle], list[LabelHandle]]:
+        """:meth:`key_path` for a batch: the key features and the labels of the streams whose tick is a key frame."""
+        if not self.native_batching:
+            pairs = [self.key_path(frame) for frame in frames]
+            return [feat for feat, _ in pairs], [labels for _, labels in pairs]
+        feats = self.feature_batch(frames)
+        return feats, self.task_batch(feats)
+
+    def propagate_batch(
+        self,
+        key_frames: Sequence[FrameHandle],
+        key_feats: Sequence[FeatureHandle],
+        frames: Sequence[FrameHandle],
+        *,
+        statistics: bool = False,
+    ) -> tuple[list[LabelHandle], list[FlowStatistics | None]]:
+        """:meth:`propagate` for a batch: ``frames[n]`` propagated from its stream's ``key_frames[n]`` and ``key_feats[n]``;
+        the labels and, with ``statistics``, each frame's F statistics."""
+        if not self.native_batching:
+            pairs = [self.propagate(k, f, frame, statistics=statistics) for k, f, frame in zip(key_frames, key_feats, frames, strict=True)]
+            return [labels for labels, _ in pairs], [found for _, found in pairs]
+        flows = self.flow_batch(key_frames, frames)
+        labels = self.task_batch(self.warp_batch(key_feats, flows))
+        return labels, [self.flow_statistics(flow) if statistics else None for flow in flows]
 
     def synchronize(self) -> None:
         """Block until all work enqueued so far has finished. Only timing needs it; a no-op on synchronous backends."""

@@ -4,8 +4,11 @@ Each stream keeps its own scheduler and state (key frame and key features: per-s
 the backend's device). A tick takes the next frame of some streams; per network size, the non-key
 streams go through F together, then the key-frame streams through N_feat together (with those an
 adaptive scheduler promoted after reading its own stream's F statistics), the rest through W together,
-and all of them through N_task together (see the batched methods of :mod:`dff.runtime.backend`). With
-one stream this is :class:`~dff.runtime.runtime.DeepFeatureFlowRuntime` frame by frame.
+and all of them through N_task together (see the batched methods of :mod:`dff.runtime.backend`). On a backend with
+fused paths (``Backend.fused_paths``: ONNX Runtime and OpenVINO on an export with ``key_path.onnx`` and
+``propagate.onnx``) a tick is two calls instead: the non-key streams through F → W → N_task together, then the key
+frames (promoted ones included) through N_feat → N_task together. With one stream this is
+:class:`~dff.runtime.runtime.DeepFeatureFlowRuntime` frame by frame.
 
 Staggered phases: with a fixed interval l, stream j gets phase round(j·l/S), so each tick carries
 about S/l key frames instead of S on one tick and none on the next l−1 (``phases="aligned"``: all 0).
@@ -76,12 +79,17 @@ class MultiStreamRuntime:
     Each result's ``timing.stages_ms`` holds the frame's share of every batched call it took part in (the call's time
     over the frames in it), so the shares of a tick's frames add up to the tick's time and a stream's timings sum to
     its part of the inference time. ``sync_timing`` as for :class:`~dff.runtime.runtime.DeepFeatureFlowRuntime`.
+
+    ``fused``: run each path as one batched call where the backend has fused paths (the default); False: stage by stage.
     """
 
-    def __init__(self, *, backend: Backend, schedulers: list[KeyFrameScheduler], sync_timing: bool = False) -> None:
+    def __init__(
+        self, *, backend: Backend, schedulers: list[KeyFrameScheduler], sync_timing: bool = False, fused: bool = True
+    ) -> None:
         self.backend = backend
         self.streams = [StreamState(scheduler) for scheduler in schedulers]
         self._synchronize = backend.synchronize if (sync_timing and backend.asynchronous) else None
+        self.fused = fused and backend.fused_paths
 
     def reset(self, stream: int) -> None:
         """Restart ``stream``: its next frame is a key frame, on its own tick; the other streams are untouched."""
@@ -113,6 +121,32 @@ class MultiStreamRuntime:
         keys = [j for j in members if streams[j].scheduler.is_key(images[j])]  # line 6
         others = [j for j in members if j not in keys]
         watch.lap("preprocess")
+        if self.fused:
+            order, labels, promoted = self._paths(frames, keys, others, watch)
+        else:
+            order, labels, promoted = self._stages(frames, keys, others, watch)
+        keys += promoted
+        others = [j for j in others if j not in promoted]
+        labels = [_to_frame(label, size, images[j].shape[:2]) for j, label in zip(order, backend.download_batch(labels))]
+        watch.lap("postprocess")
+        key_ms, other_ms = _shares(watch.stages_ms, len(keys), len(others), len(promoted))
+        out = {}
+        flowed = "propagate" if self.fused else "flow"
+        for j, label in zip(order, labels):
+            state = streams[j]
+            stages = (key_ms | {flowed: other_ms[flowed]} if j in promoted else key_ms) if j in keys else other_ms
+            timing = FrameTiming(index=state.frames, key=j in keys, stages_ms=stages)
+            if isinstance(label, Detections):
+                out[j] = FrameResult(labels=None, key=j in keys, timing=timing, detections=label)
+            else:
+                out[j] = FrameResult(labels=label, key=j in keys, timing=timing)
+            state.frames += 1
+        return out
+
+    def _stages(self, frames: dict, keys: list[int], others: list[int], watch: Stopwatch) -> tuple[list[int], list, list[int]]:
+        """Stage by stage: F for the non-key frames, N_feat for the key frames (promoted ones too), W, then N_task for
+        all. Returns the streams in the order of their labels, the label handles and the promoted streams."""
+        backend, streams = self.backend, self.streams
         promoted: list[int] = []
         if others:
             flows = dict(zip(others, backend.flow_batch([streams[j].key_frame for j in others], [frames[j] for j in others])))  # line 11
@@ -120,7 +154,7 @@ class MultiStreamRuntime:
             # An adaptive scheduler reads its stream's F statistics (16 bytes) and may still make the frame a key frame.
             promoted = [j for j in others if streams[j].scheduler.reads_flow and streams[j].scheduler.observe(backend.flow_statistics(flows[j]))]
             others = [j for j in others if j not in promoted]
-        keys += promoted
+        keys = keys + promoted
         feats = dict(zip(keys, backend.feature_batch([frames[j] for j in keys]))) if keys else {}  # line 8
         for j in keys:
             streams[j].key_frame, streams[j].key_feat = frames[j], feats[j]  # line 7: k = i
@@ -131,20 +165,34 @@ class MultiStreamRuntime:
         order = keys + others
         labels = backend.task_batch([feats[j] for j in order])  # lines 9 and 12
         watch.lap("task")
-        labels = [_to_frame(label, size, images[j].shape[:2]) for j, label in zip(order, backend.download_batch(labels))]
-        watch.lap("postprocess")
-        key_ms, other_ms = _shares(watch.stages_ms, len(keys), len(others), len(promoted))
-        out = {}
-        for j, label in zip(order, labels):
-            state = streams[j]
-            stages = (key_ms | {"flow": other_ms["flow"]} if j in promoted else key_ms) if j in keys else other_ms
-            timing = FrameTiming(index=state.frames, key=j in keys, stages_ms=stages)
-            if isinstance(label, Detections):
-                out[j] = FrameResult(labels=None, key=j in keys, timing=timing, detections=label)
-            else:
-                out[j] = FrameResult(labels=label, key=j in keys, timing=timing)
-            state.frames += 1
-        return out
+        return order, labels, promoted
+
+    def _paths(self, frames: dict, keys: list[int], others: list[int], watch: Stopwatch) -> tuple[list[int], list, list[int]]:
+        """The fused paths: F → W → N_task for the non-key frames in one call, then N_feat → N_task for the key frames
+        (promoted ones too: their propagated labels are dropped, as in the one-stream runtime). Returns as :meth:`_stages`."""
+        backend, streams = self.backend, self.streams
+        promoted: list[int] = []
+        labels: dict[int, object] = {}
+        if others:
+            reads_flow = any(streams[j].scheduler.reads_flow for j in others)
+            found, statistics = backend.propagate_batch(
+                [streams[j].key_frame for j in others], [streams[j].key_feat for j in others], [frames[j] for j in others],
+                statistics=reads_flow,
+            )  # lines 11-12
+            watch.lap("propagate")
+            labels.update(zip(others, found))
+            promoted = [
+                j for j, stats in zip(others, statistics) if streams[j].scheduler.reads_flow and streams[j].scheduler.observe(stats)
+            ]
+        keys = keys + promoted
+        if keys:
+            feats, found = backend.key_path_batch([frames[j] for j in keys])  # lines 8-9
+            for j, feat in zip(keys, feats):
+                streams[j].key_frame, streams[j].key_feat = frames[j], feat  # line 7: k = i
+            labels.update(zip(keys, found))
+            watch.lap("key_path")
+        order = keys + [j for j in others if j not in promoted]
+        return order, [labels[j] for j in order], promoted
 
 
 def phased_schedulers(streams: int, interval: int, phase: Phase = "staggered") -> list[KeyFrameScheduler]:
@@ -152,19 +200,21 @@ def phased_schedulers(streams: int, interval: int, phase: Phase = "staggered") -
     return [PhasedInterval(interval, p) for p in stream_phases(streams, interval, phase)]
 
 
+#: The stages of a tick and who pays them: every frame, the key frames, the frames through F (non-key and promoted),
+#: the frames propagated (non-key). Stage by stage: feature, flow, warp, task; fused: key_path, propagate.
+_PAID_BY = {"preprocess": "every", "task": "every", "postprocess": "every", "feature": "keys", "key_path": "keys",
+            "flow": "flowed", "propagate": "flowed", "warp": "others"}
+_KEY_STAGES = ("preprocess", "feature", "key_path", "task", "postprocess")
+_OTHER_STAGES = ("preprocess", "flow", "propagate", "warp", "task", "postprocess")
+
+
 def _shares(stages_ms: dict[str, float], keys: int, others: int, promoted: int = 0) -> tuple[dict[str, float], dict[str, float]]:
     """Per-frame shares of a tick's batched calls, for a key frame and for a non-key frame; ``promoted`` of the key
     frames went through F first (a frame's share of F is then in the non-key dict, also where no frame stayed non-key)."""
-    every = keys + others
-    common = {stage: stages_ms[stage] / every for stage in ("preprocess", "task", "postprocess")}
-    key = {"preprocess": common["preprocess"], "feature": stages_ms["feature"] / keys} if keys else {}
-    flowed = others + promoted
-    other = {"preprocess": common["preprocess"], "flow": stages_ms["flow"] / flowed} if flowed else {}
-    if others:
-        other["warp"] = stages_ms["warp"] / others
-    for path in (key, other):
-        if path:
-            path.update(task=common["task"], postprocess=common["postprocess"])
+    count = {"every": keys + others, "keys": keys, "flowed": others + promoted, "others": others}
+    share = {stage: ms / count[_PAID_BY[stage]] for stage, ms in stages_ms.items() if count[_PAID_BY[stage]]}
+    key = {stage: share[stage] for stage in _KEY_STAGES if stage in share} if keys else {}
+    other = {stage: share[stage] for stage in _OTHER_STAGES if stage in share} if others + promoted else {}
     return key, other
 
 

@@ -10,6 +10,10 @@ numpy operations on ONNX Runtime's own memory (there the device *is* host memory
 a view that keeps the batch alive); on other devices they are one-node Concat and Split graphs run
 by the same provider (:class:`DeviceStacking`), so nothing crosses to the host.
 
+Labels: on the CPU provider the task graph's tail (×16 upsampling and ArgMax at frame size) runs on the host, sparsely
+and with the same labels (:mod:`dff.runtime.label_tail`): the sessions of ``task.onnx`` and the fused graphs end at
+``probs``, and ``download`` computes the labels from them.
+
 Threads: ``InferenceSession.run_with_iobinding`` may be called from many threads at once, but an
 I/O binding holds the inputs and outputs of one run, so each thread gets its own bindings (a
 thread-local lookup, well under a microsecond). Sharing one set of bindings between threads was
@@ -24,7 +28,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+from google.protobuf.message import DecodeError
 from onnxruntime.capi import onnxruntime_pybind11_state as ortstate
 from onnx import TensorProto, helper
 
@@ -34,8 +40,11 @@ from dff.manifest import invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
 from dff.runtime.detections import Detections, task_handle, task_outputs
+from dff.runtime import gather_sample
+from dff.runtime.label_tail import graph_before_tail, host_tail_outputs, host_tail_possible, labels_from_probs
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
+LabelTail = Literal["graph", "host"]
 _PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
@@ -178,10 +187,21 @@ class HostStacking:
 _INVALID_MODEL = (ortstate.InvalidProtobuf, ortstate.InvalidGraph, ortstate.InvalidArgument, ortstate.Fail)
 
 
-def _session(path: Path, role: str, options: ort.SessionOptions, providers: list) -> ort.InferenceSession:
+def _session(
+    path: Path, role: str, options: ort.SessionOptions, providers: list, *, before_tail: bool = False, gather: bool = False
+) -> ort.InferenceSession:
+    """A session of the model at ``path``; with ``before_tail`` cut before its labels' tail (:mod:`dff.runtime.label_tail`),
+    with ``gather`` its GridSample as row gathers (:mod:`dff.runtime.gather_sample`); both in memory, the file unchanged."""
     try:
-        return ort.InferenceSession(str(path), options, providers=providers)
-    except _INVALID_MODEL as error:
+        if not (before_tail or gather):
+            return ort.InferenceSession(str(path), options, providers=providers)
+        model = onnx.load(path)
+        if before_tail:
+            model = graph_before_tail(model)
+        if gather:
+            model, _ = gather_sample.gather_warp(model)
+        return ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+    except (*_INVALID_MODEL, DecodeError, KeyError) as error:  # DecodeError, KeyError: onnx.load and the cut
         raise invalid_model(path, role, error) from None
 
 
@@ -195,6 +215,13 @@ class OnnxRuntimeBackend(Backend):
     the spinning threads of the idle ones take the cores from the running one (on 2 CPU cores that
     made every stage several times slower). ``fused_graphs``: run the one-stream paths through the export's
     ``key_path.onnx`` and ``propagate.onnx`` where it has them, one session call a frame (False: stage by stage).
+    ``label_tail``: ``host`` computes the labels from the task graph's probabilities on the host
+    (:mod:`dff.runtime.label_tail`: the same labels; from 256×320 up 1.6-8x cheaper than the graph's tail on this
+    machine's CPU, no gain at 128×128),
+    ``graph`` takes the graph's labels; None (default): ``host`` on the CPU provider for segmentation exports
+    with float32 probabilities, ``graph`` otherwise (a GPU computes the tail faster than the host).
+    ``gather_warp``: run the warp's GridSample as row gathers (:mod:`dff.runtime.gather_sample`: the same samples,
+    2-5x faster on the CPU provider); None (default): on the CPU provider.
     """
 
     name = "onnxruntime"
@@ -210,13 +237,27 @@ class OnnxRuntimeBackend(Backend):
         threads: int | None = None,
         spin_threads: bool = False,
         fused_graphs: bool = True,
+        label_tail: LabelTail | None = None,
+        gather_warp: bool | None = None,
     ) -> None:
         directory = Path(model)
         manifest = load_manifest(directory)
         self.sizes = manifest.sizes
         self.class_names = manifest.class_names
         self.task_kind = manifest.task
-        self._task_outputs = task_outputs(manifest)
+        if label_tail not in (None, "graph", "host"):
+            raise ConfigError(f"label_tail must be 'graph' or 'host', got {label_tail!r}")
+        if label_tail == "host" and not host_tail_possible(manifest):
+            raise ConfigError(
+                f"label_tail=host needs a segmentation export whose task graph outputs float32 probs; {directory} has none "
+                "(a detection or float16 export?): use label_tail=graph"
+            )
+        #: Where the labels are computed: ``host`` (from the graphs' probabilities, in ``download``) or ``graph``.
+        self.label_tail = label_tail or ("host" if provider == "cpu" and host_tail_possible(manifest) else "graph")
+        host_tail = self.label_tail == "host"
+        #: Whether the warp's GridSample runs as row gathers (warp.onnx and propagate.onnx, rewritten in memory).
+        self.gather_warp = provider == "cpu" if gather_warp is None else gather_warp
+        self._task_outputs = host_tail_outputs(task_outputs(manifest)) if host_tail else task_outputs(manifest)
         # OrtValues and bound outputs live where the provider computes: host memory for the CPU.
         self._device = ("cpu", 0) if provider == "cpu" else ("cuda", device_id)
         options = ort.SessionOptions()
@@ -231,9 +272,13 @@ class OnnxRuntimeBackend(Backend):
         self._fused_outputs = {"key_path": (names.FEAT, *self._task_outputs), "propagate": (*self._task_outputs, *self._flow_outputs[2:])}
         fused = manifest.fused_files() if fused_graphs else {}
         self._sessions = {
-            role: _session(directory / entry.file, role, options, providers)
+            role: _session(
+                directory / entry.file, role, options, providers,
+                before_tail=host_tail and role in ("task", *fused), gather=self.gather_warp and role in ("warp", "propagate"),
+            )
             for role, entry in {**{role: files[role] for role in ("feature", "flow", "warp", "task")}, **fused}.items()
         }
+        self.fused_paths = "propagate" in self._sessions and "key_path" in self._sessions
         # Bindings are reused, per thread: creating one per call costs 5-10 µs a stage. Outputs are
         # allocated anew on each run, so handles returned earlier keep their memory.
         self._bindings = ThreadBindings()
@@ -302,6 +347,8 @@ class OnnxRuntimeBackend(Backend):
     def download(self, labels: LabelHandle) -> np.ndarray | Detections:
         if isinstance(labels, tuple):  # a detection export's boxes, scores, classes, count
             return Detections.from_padded(*(value.numpy()[0] for value in labels))
+        if self.label_tail == "host":  # the handle holds the probabilities on the feature grid
+            return labels_from_probs(labels.numpy()[0])
         return np.array(labels.numpy()[0], dtype=np.uint8)
 
     def upload_batch(self, images: Sequence[np.ndarray]) -> list[FrameHandle]:
@@ -326,8 +373,33 @@ class OnnxRuntimeBackend(Backend):
         outputs = self._run_batch("task", {names.FEAT: feats}, self._task_outputs)
         return outputs[0] if len(outputs) == 1 else list(zip(*outputs))
 
+    def key_path_batch(self, frames: Sequence[FrameHandle]) -> tuple[list[FeatureHandle], list[LabelHandle]]:
+        if not self.fused_paths:
+            return super().key_path_batch(frames)
+        feats, *task = self._run_batch("key_path", {names.FRAME: frames}, self._fused_outputs["key_path"])
+        return feats, [task_handle(outputs) for outputs in zip(*task)]
+
+    def propagate_batch(
+        self,
+        key_frames: Sequence[FrameHandle],
+        key_feats: Sequence[FeatureHandle],
+        frames: Sequence[FrameHandle],
+        *,
+        statistics: bool = False,
+    ) -> tuple[list[LabelHandle], list[FlowStatistics | None]]:
+        if not self.fused_paths:
+            return super().propagate_batch(key_frames, key_feats, frames, statistics=statistics)
+        inputs = {names.KEY_FRAME: key_frames, names.FRAME: frames, names.KEY_FEAT: key_feats}
+        outputs = self._run_batch("propagate", inputs, self._fused_outputs["propagate"])
+        count = len(self._task_outputs)
+        labels = [task_handle(task) for task in zip(*outputs[:count])]
+        stats = outputs[count:]
+        if not (statistics and stats):
+            return labels, [None] * len(frames)
+        return labels, [FlowStatistics.from_array(value.numpy()) for value in stats[0]]
+
     def download_batch(self, labels: Sequence[LabelHandle]) -> list[np.ndarray] | list[Detections]:
-        if isinstance(labels[0], tuple):  # detections: a few hundred bytes a frame, one transfer each
+        if isinstance(labels[0], tuple) or self.label_tail == "host":  # detections, or probabilities: one frame at a time
             return [self.download(label) for label in labels]  # type: ignore[misc]
         # One transfer: the labels are stacked on the device first. ``stacked`` stays referenced while its
         # memory is read (on the CPU it is numpy memory, which its numpy view would not keep alive).

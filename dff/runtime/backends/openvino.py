@@ -14,6 +14,8 @@
   tensor allocated for that call and set as the infer request's output, so the request never
   overwrites a handle the caller still holds; the key frame and key features are passed back as
   inputs without copies. Only the labels are copied to a numpy array.
+* **Labels on the host** on the CPU (``label_tail="host"``, :mod:`dff.runtime.label_tail`): the task graph and the
+  fused graphs are compiled without their frame-size tail, ending at ``probs``, and ``download`` computes the labels.
 
 Torch-free: it imports numpy and openvino only.
 """
@@ -34,9 +36,11 @@ from dff.manifest import Dim, ModelFile, invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
 from dff.runtime.detections import Detections, task_handle, task_outputs
+from dff.runtime.label_tail import host_tail_outputs, host_tail_possible, labels_from_probs
 from dff.sources import warn_caller
 
 Precision = Literal["f32", "bf16", "f16"]
+LabelTail = Literal["graph", "host"]
 _PRECISIONS: dict[str, ov.Type] = {"f32": ov.Type.f32, "bf16": ov.Type.bf16, "f16": ov.Type.f16}
 #: Virtual devices that pick or combine real ones; OpenVINO does not list them in ``available_devices``.
 _VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
@@ -89,6 +93,12 @@ def _read_model(path: Path, role: str, entry: ModelFile) -> ov.Model:
     return model
 
 
+def _before_tail(model: ov.Model) -> ov.Model:
+    """``model`` without its labels output: OpenVINO then compiles only what the other outputs (``probs``) need."""
+    kept = [result for result, output in zip(model.get_results(), model.outputs) if names.LABELS not in output.get_names()]
+    return ov.Model(kept, model.get_parameters(), model.get_friendly_name())
+
+
 @dataclass
 class _Network:
     """One network compiled at one frame size: its infer request and the outputs it hands back as new tensors."""
@@ -115,7 +125,9 @@ class OpenVINOBackend(Backend):
     ``device``: an OpenVINO device name (``CPU``, ``GPU``, ``GPU.1``, ``NPU``, ``AUTO``, ...);
     ``precision``: ``f32`` (default: labels as the other backends give them), ``bf16`` (CPUs with
     AMX or AVX512_BF16) or ``f16`` (GPUs, NPUs); ``threads``: CPU inference threads (OpenVINO's
-    default when None); ``fused_graphs``: run the paths through the export's fused graphs where it has them.
+    default when None); ``fused_graphs``: run the paths through the export's fused graphs where it has them;
+    ``label_tail``: ``host`` or ``graph``, as for the ONNX Runtime backend (None: ``host`` on the CPU where the export
+    allows it).
     """
 
     name = "openvino"
@@ -128,13 +140,25 @@ class OpenVINOBackend(Backend):
         precision: Precision = "f32",
         threads: int | None = None,
         fused_graphs: bool = True,
+        label_tail: LabelTail | None = None,
     ) -> None:
         directory = Path(model)
         manifest = load_manifest(directory)
         self.sizes = manifest.sizes
         self.class_names = manifest.class_names
         self.task_kind = manifest.task
-        self._returned = {**_RETURNED, "task": task_outputs(manifest)}
+        if label_tail not in (None, "graph", "host"):
+            raise ConfigError(f"label_tail must be 'graph' or 'host', got {label_tail!r}")
+        if label_tail == "host" and not host_tail_possible(manifest):
+            raise ConfigError(
+                f"label_tail=host needs a segmentation export whose task graph outputs float32 probs; {directory} has none "
+                "(a detection or float16 export?): use label_tail=graph"
+            )
+        on_cpu = isinstance(device, str) and device.upper().startswith("CPU")  # checked below
+        #: Where the labels are computed: ``host`` (from the graphs' probabilities, in ``download``) or ``graph``.
+        self.label_tail = label_tail or ("host" if on_cpu and host_tail_possible(manifest) else "graph")
+        task = task_outputs(manifest)
+        self._returned = {**_RETURNED, "task": host_tail_outputs(task) if self.label_tail == "host" else task}
         self._stride = manifest.feature_stride
         core = self._core = ov.Core()
         self._device = _check_device(core, device)
@@ -164,8 +188,11 @@ class OpenVINOBackend(Backend):
             self._files |= manifest.fused_files()
             # The key features and the task's outputs; the task's outputs and F's statistics.
             self._returned |= {"key_path": (names.FEAT, *self._returned["task"]), "propagate": (*self._returned["task"], *stats)}
+        self.fused_paths = "key_path" in self._files and "propagate" in self._files
         # Read once; each frame size compiles a reshaped clone.
         self._models = {role: _read_model(directory / entry.file, role, entry) for role, entry in self._files.items()}
+        if self.label_tail == "host":
+            self._models |= {role: _before_tail(self._models[role]) for role in ("task", "key_path", "propagate") if role in self._models}
         self._compiled: dict[tuple[int, int], dict[str, _Network]] = {}
 
     def networks(self, height: int, width: int) -> dict[str, _Network]:
@@ -241,6 +268,8 @@ class OpenVINOBackend(Backend):
     def download(self, labels: LabelHandle) -> np.ndarray | Detections:
         if isinstance(labels, tuple):  # a detection export's boxes, scores, classes, count
             return Detections.from_padded(*(tensor.data[0] for tensor in labels))
+        if self.label_tail == "host":  # the handle holds the probabilities on the feature grid
+            return labels_from_probs(labels.data[0])
         return np.array(labels.data[0], dtype=np.uint8)
 
     def close(self) -> None:
