@@ -115,7 +115,8 @@ class TestInvariants:
 
 
 class TestStreams:
-    def test_each_stream_adapts_as_if_alone(self, backend, calibration):
+    @pytest.mark.parametrize("fused", [True, False], ids=["fused", "stages"])
+    def test_each_stream_adapts_as_if_alone(self, backend, calibration, fused):
         """Three streams batched on one backend, each with its own scheduler (one deciding after F, so that promotions
         happen inside a batch), take the key frames and labels each takes alone."""
         videos = [frames(episodic(2010 + j, 80)) for j in range(3)]
@@ -123,7 +124,8 @@ class TestStreams:
         def schedulers():
             return [AdaptiveInterval(rate=0.2, max_interval=MAX_INTERVAL, calibration=calibration, decide=d) for d in ("before", "before", "after")]
 
-        runtime = MultiStreamRuntime(backend=backend, schedulers=schedulers())
+        runtime = MultiStreamRuntime(backend=backend, schedulers=schedulers(), fused=fused)
+        assert runtime.fused == fused  # the export has the fused graphs
         batched = [runtime({j: video[i] for j, video in enumerate(videos)}) for i in range(80)]
         for j, (video, scheduler) in enumerate(zip(videos, schedulers())):
             alone = DeepFeatureFlowRuntime(backend=backend, scheduler=scheduler)
@@ -132,8 +134,10 @@ class TestStreams:
             for b, e in zip(batched, expected):
                 np.testing.assert_array_equal(b[j].labels, e.labels)
             assert 0.1 < np.mean([e.key for e in expected]) < 0.4
-        promoted = [b[2] for b in batched if b[2].key and "flow" in b[2].timing.stages_ms]
-        assert promoted and all("feature" in r.timing.stages_ms for r in promoted)
+        # A promoted frame paid F (alone or inside the fused non-key path) and then the key path.
+        flowed, keyed = ("propagate", "key_path") if runtime.fused else ("flow", "feature")
+        promoted = [b[2] for b in batched if b[2].key and flowed in b[2].timing.stages_ms]
+        assert promoted and all(keyed in r.timing.stages_ms for r in promoted)
 
 
 class TestOldExports:
