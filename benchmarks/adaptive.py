@@ -48,6 +48,8 @@ CAMVID = REPO.parent / "shared" / "data" / "camvid_0016E5"
 CAMVID_SIZE = (240, 320)  # as benchmarks/table4.py trains it
 FIXED = tuple(range(1, 11))  # l = 1 (every frame a key frame) is the ceiling of any schedule
 RATES = (0.1, 0.125, 0.15, 0.2, 0.25, 0.3)
+#: The calibration's pairs span up to MAX_INTERVAL frames; the adaptive schedules' own limit is --max-interval (default
+#: the same).
 MAX_INTERVAL = 20
 MakeScheduler = Callable[[], KeyFrameScheduler]
 
@@ -173,12 +175,12 @@ def plot(runs: list[Run], path: Path, title: str) -> None:
     save_figure(figure, path)
 
 
-def schedules(calibration: Calibration) -> dict[str, MakeScheduler]:
+def schedules(calibration: Calibration, max_interval: int = MAX_INTERVAL) -> dict[str, MakeScheduler]:
     made: dict[str, MakeScheduler] = {f"fixed l={l}": (lambda l=l: FixedInterval(l)) for l in FIXED}
     for decide in ("before", "after"):
         for rate in RATES:
             made[f"adaptive-{decide} rate={rate:g}"] = lambda rate=rate, decide=decide: AdaptiveInterval(
-                rate=rate, max_interval=MAX_INTERVAL, calibration=calibration, decide=decide
+                rate=rate, max_interval=max_interval, calibration=calibration, decide=decide
             )
     return made
 
@@ -239,11 +241,11 @@ def statistics_cost(checkpoint: str, size: tuple[int, int], scratch: Path, clip:
     return 1e3 * float(np.median(times["with"])), 1e3 * float(np.median(times["without"]))
 
 
-def study(backend, calibration, clip_sets: dict[int, list[Clip]], num_classes: int) -> list[Run]:
+def study(backend, calibration, clip_sets: dict[int, list[Clip]], num_classes: int, max_interval: int = MAX_INTERVAL) -> list[Run]:
     """Every schedule over every set of clips."""
     runs = []
     for seed, clips in clip_sets.items():
-        for name, make in schedules(calibration).items():
+        for name, make in schedules(calibration, max_interval).items():
             runs.append(Run(name, seed, *run_schedule(backend, clips, make, num_classes)))
     return runs
 
@@ -301,7 +303,7 @@ def synthetic_part(args, scratch: Path) -> tuple[list[Run], list[dict[str, float
             clips = clip_sets[seed] = load_clips(seed, args.videos, args.length, tuple(args.size), num_classes)
             cuts = [cut_score(thumbnail(c.images[t]), thumbnail(c.images[t - 1])) for c in clips for t in c.cuts]
             print(f"seed {seed}: {sum(len(c) for c in clips)} frames, {len(cuts)} cuts (lowest cut score {min(cuts):.3f})", flush=True)
-        runs = study(backend, calibration, clip_sets, num_classes)
+        runs = study(backend, calibration, clip_sets, num_classes, args.max_interval)
         cost = scheduler_cost(backend, clip_sets[2000][0], calibration)
     title = f"demo model, {args.size[0]}x{args.size[1]} episodic synthetic videos, {args.seeds} seed sets of {args.videos} x {args.length} frames"
     comparison = report(runs, title, *cost)
@@ -366,8 +368,11 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3, help="held-out seed sets (seeds 2000, 2001, ...)")
     parser.add_argument("--videos", type=int, default=2, help="videos per seed set")
     parser.add_argument("--length", type=int, default=300)
+    parser.add_argument("--max-interval", type=int, default=MAX_INTERVAL, help="the adaptive schedules' maximum interval")
     parser.add_argument("--camvid-checkpoint", type=Path, help="a CamVid model trained on frames 0-69: adds the CamVid part")
-    parser.add_argument("--camvid-cut-score", type=float, default=0.38, help="cut threshold for CamVid (no cuts to calibrate on)")
+    parser.add_argument(
+        "--camvid-cut-score", type=float, default=0.30, help="cut threshold for CamVid (no cuts to calibrate on): the synthetic calibration's"
+    )
     parser.add_argument("--part", choices=("synthetic", "camvid", "both", "cost"), default="both", help="cost: the scheduler's cost alone")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--json", type=Path)
