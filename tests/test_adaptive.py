@@ -15,6 +15,7 @@ from dff.export import ExportOptions, export_checkpoint
 from dff.runtime import DeepFeatureFlowRuntime, open_backend
 from dff.runtime.adaptive import AdaptiveInterval, Calibration, load_calibration, save_calibration
 from dff.runtime.adaptive_calibration import calibrate
+from dff.runtime.adaptive_signals import cut_score, thumbnail
 from dff.runtime.streams import MultiStreamRuntime
 
 DEMO = REPO / "dff" / "assets" / "demo_model.safetensors"
@@ -179,3 +180,20 @@ class TestConfiguration:
         table = dataclasses.replace(calibration, thresholds=((0.1, 8.0), (0.4, 0.5)))
         assert table.threshold(0.2) == pytest.approx(2.0)
         assert table.threshold(0.1) == pytest.approx(8.0) and table.threshold(0.05) == pytest.approx(32.0)
+
+    def test_cut_threshold_splits_the_training_scores(self, tmp_path, calibration):
+        """Halfway between the training cuts and the other frames (0.9 × the lowest cut missed a held-out cut)."""
+        scores, cuts = [], set()
+        for seed in (1000, 1001):
+            video = episodic(seed, 120)
+            thumbs = [thumbnail(video.image(t)) for t in range(len(video))]
+            cuts |= {len(scores) + t - 1 for t in video.cuts}
+            scores += [cut_score(thumbs[t], thumbs[t - 1]) for t in range(1, len(video))]
+        at_cuts = [s for i, s in enumerate(scores) if i in cuts]
+        elsewhere = [s for i, s in enumerate(scores) if i not in cuts]
+        assert calibration.cut_score == pytest.approx(min(0.9 * min(at_cuts), (min(at_cuts) + max(elsewhere)) / 2))
+        assert max(elsewhere) < calibration.cut_score < min(at_cuts)
+        # A calibration of the five-call cut test (thresholds on another scale) is refused, not misread.
+        path = save_calibration(tmp_path / "keyframes.json", dataclasses.replace(calibration, cut_test="histogram-8"))
+        with pytest.raises(ConfigError, match="earlier scene-cut test"):
+            load_calibration(path)

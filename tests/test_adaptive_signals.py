@@ -125,11 +125,14 @@ class TestThumbnails:
         video = vtest_frames(12, SIZE)
         other = np.ascontiguousarray(video[0][::-1, ::-1])  # the same colours rearranged: a cut all the same
         thumbs = [thumbnail(image) for image in video]
-        assert thumbs[0].sample.shape == (48, 48, 3) and thumbs[0].histogram.sum() == 48 * 48
+        assert thumbs[0].histogram.shape == (16, 16, 4) and thumbs[0].histogram.sum() == 48 * 48 and thumbs[0].grey is None
         motion = max(cut_score(a, b) for a, b in zip(thumbs[1:], thumbs))
         assert cut_score(thumbnail(other), thumbs[-1]) > 3 * motion
+        assert cut_score(thumbs[0], thumbs[0]) == 0 and cut_score(thumbnail(np.zeros_like(other)), thumbnail(np.full_like(other, 255))) == 1
 
     def test_brightness_change_is_not_a_difference(self):
         image = vtest_frames(1, SIZE)[0]
         brighter = np.clip(image.astype(np.int16) + 30, 0, 255).astype(np.uint8)
-        assert thumbnail_distance(thumbnail(image), thumbnail(brighter)) < 2.0
+        assert thumbnail_distance(thumbnail(image, grey=True), thumbnail(brighter, grey=True)) < 2.0
+        with pytest.raises(ValueError, match="grey=True"):
+            thumbnail_distance(thumbnail(image), thumbnail(brighter))

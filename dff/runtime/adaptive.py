@@ -53,7 +53,8 @@ from dff.runtime.scheduler import KeyFrameScheduler
 Decide = Literal["before", "after"]
 #: What the staleness model reads: F's statistics ("flow"), or the thumbnail change since the key frame ("frame":
 #: exports without statistics). The thumbnail change adds nothing next to F's statistics (staleness R² 0.545 with
-#: it, 0.542 without, on the demo model's 6,586 training pairs) and costs ~15 µs a frame, so "flow" leaves it out.
+#: it, 0.542 without, on the demo model's 6,586 training pairs) and costs two OpenCV calls a frame, so "flow" leaves
+#: it out (and its frames' thumbnails have no grey levels).
 Signals = Literal["flow", "frame"]
 #: Points of pixel accuracy a propagated frame is assumed to lose at least (see Calibration.staleness).
 STALENESS_FLOOR = 0.01
@@ -62,7 +63,7 @@ CUT_LOW, CUT_JUMP = 0.5, 2.0
 #: The calibration's file name beside an export's manifest.
 CALIBRATION_NAME = "keyframes.json"
 #: The cut test a calibration's ``cut_score`` threshold is for: calibrations of another (earlier) test are refused.
-CUT_TEST = "histogram-8"
+CUT_TEST = "quadrant-histogram-8"
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ class Calibration:
 
 
 def signal_vector(signals: Signals, statistics: FlowStatistics | None, current: Thumbnail, key: Thumbnail) -> tuple[float, ...]:
-    """The staleness model's inputs: F's four statistics, or the thumbnail distance from the key frame ``key``."""
+    """The staleness model's inputs: F's four statistics, or the thumbnail distance from the key frame ``key``
+    (thumbnails made with ``grey``)."""
     if signals == "frame":
         return (thumbnail_distance(current, key),)
     if statistics is None:
@@ -119,7 +121,7 @@ def signal_vector(signals: Signals, statistics: FlowStatistics | None, current: 
             "this calibration reads F's statistics, but the export's flow.onnx has none (exported before them): "
             "export the checkpoint again, or calibrate with signals='frame'"
         )
-    return statistics.as_tuple()
+    return statistics  # a tuple already
 
 
 def save_calibration(path: str | Path, calibration: Calibration) -> Path:
@@ -178,6 +180,7 @@ class AdaptiveInterval(KeyFrameScheduler):
         self.rate, self.max_interval, self.calibration, self.decide = float(rate), max_interval, calibration, decide
         self.gain, self.swing = gain, swing
         self._base_threshold = calibration.threshold(self.rate)
+        self._grey = calibration.signals == "frame"  # only the "frame" signals read the grey thumbnails
         super().__init__()
 
     def reset(self) -> None:
@@ -199,7 +202,7 @@ class AdaptiveInterval(KeyFrameScheduler):
         return self._base_threshold * math.exp(self._offset)
 
     def is_key(self, image: np.ndarray) -> bool:
-        self._current = thumbnail(image)
+        self._current = thumbnail(image, grey=self._grey)
         if self._previous is not None:
             score, threshold = cut_score(self._current, self._previous), self.calibration.cut_score
             # A score above the calibrated threshold, or above half of it and twice the last two frames' scores
