@@ -30,10 +30,13 @@ def normalizer() -> FrameNormalizer:
 
 
 def test_cell_flow_is_the_mean_pixel_flow_in_cells(video):
-    flow, objects = true_cell_flow(video, current=8, key=4)
+    flow, objects = true_cell_flow(video, current=8, key=4, stride=16)
     pixels = video.flow(current=8, key=4)
     assert flow.shape == (2, 6, 6) and objects.shape == (6, 6) and objects.any()
     np.testing.assert_allclose(flow[:, 1, 2], pixels[16:32, 32:48].reshape(-1, 2).mean(axis=0) / 16, rtol=1e-5)
+    fine, _ = true_cell_flow(video, current=8, key=4, stride=8)  # a stride-8 grid: 8-pixel cells, in those cells
+    assert fine.shape == (2, 12, 12)
+    np.testing.assert_allclose(fine[:, 3, 5], pixels[24:32, 40:48].reshape(-1, 2).mean(axis=0) / 8, rtol=1e-5)
 
 
 def test_untrained_flow_is_copying(video):
@@ -48,7 +51,7 @@ def test_untrained_flow_is_copying(video):
 def test_exact_flow_has_no_error(video):
     torch.manual_seed(0)
     model = build_detection_model(MODEL)
-    model.flow_net = ExactFlow([video], normalizer=normalizer(), channels=MODEL.channels)
+    model.flow_net = ExactFlow([video], normalizer=normalizer(), channels=MODEL.channels, feature_stride=MODEL.output_stride)
     found = flow_on_objects(model, [video], offset=OFFSET, frames=FRAMES, normalizer=normalizer())
     assert found.end_point_error == pytest.approx(0, abs=1e-6)
     assert found.predicted_motion == pytest.approx(found.true_motion)
