@@ -146,7 +146,7 @@ def test_the_shipped_eval_config_is_the_benchmarks_held_out_test():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)  # type: ignore[union-attr]
     ours = detection_sequences(load_config(VideoConfig, repo / "configs" / "detection" / "eval.yaml"))
-    theirs = [AnnotatedFrames(SyntheticBoxes(v), bench.TEST_FRAMES) for v in bench.held_out_videos()]
+    theirs = [AnnotatedFrames(SyntheticBoxes(v), bench.TEST_FRAMES) for v in bench.held_out_videos(bench.SetUp())]
     assert [list(s.labelled_frames) for s in ours] == [list(s.labelled_frames) for s in theirs] and len(ours) == 2
     for mine, reference in zip(ours, theirs):
         np.testing.assert_array_equal(mine.image(37), reference.image(37))

@@ -357,6 +357,12 @@ def test_checkpoints_written_before_output_stride_load_with_stride_16(tmp_path):
         assert model.feature_net(torch.zeros(1, 3, 64, 96)).shape[2:] == (4, 6)
     with pytest.raises(ConfigError, match="output_stride 8 is for detection only"):
         ModelConfig(feature="tiny", flow="tiny", output_stride=8)
+    from dff.cli import main
+
+    args = ["init", "--feature", "tiny", "--flow", "tiny", "--num-classes", "4", "--output-stride", "8"]
+    assert main([*args, "--task", "detection", "--out", f"{tmp_path}/det8/"]) == 0
+    assert read_checkpoint(tmp_path / "det8" / "model.safetensors").config.output_stride == 8
+    assert main([*args, "--out", f"{tmp_path}/seg8/"]) != 0 and not (tmp_path / "seg8" / "model.safetensors").exists()
     from dff.config import from_dict
 
     with pytest.raises(ConfigError, match="12 is not one of \\[8, 16\\]"):

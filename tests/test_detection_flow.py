@@ -73,6 +73,16 @@ def test_stale_boxes_measure_how_far_objects_move(video):
     assert 0 <= near < far <= 1 and far > 0
 
 
+def test_boxes_moved_by_the_exact_motion_are_stale_only_where_objects_occlude():
+    """One object alone (no occlusion) moved by its mean flow is never stale; among six, occlusion leaves some stale."""
+    pairs = dict(offset=9, frames=(9, 11))  # l = 10's farthest pairs
+    alone = SyntheticVideo(SyntheticVideoConfig(height=96, width=96, length=12, num_objects=1, max_speed=5.0, seed=3))
+    assert stale_box_share(alone, **pairs) == 1
+    assert stale_box_share(alone, **pairs, follow_motion=True) == 0
+    crowd = SyntheticVideo(SyntheticVideoConfig(height=96, width=96, length=12, num_objects=6, max_speed=5.0, seed=3))
+    assert 0 < stale_box_share(crowd, **pairs, follow_motion=True) < stale_box_share(crowd, **pairs)
+
+
 def test_warping_features_or_rfcn_maps_is_the_same_inside_the_frame():
     """Table 5's split for R-FCN: N_task is 1×1 convolutions only, and bilinear weights sum to 1, so with S = 1 warping f
     then running N_task equals warping the maps, wherever the samples land inside the feature grid."""

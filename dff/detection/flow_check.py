@@ -79,19 +79,29 @@ def flow_on_objects(
     )
 
 
-def stale_box_share(video: SyntheticVideo, *, offset: int, frames: Sequence[int]) -> float:
+def stale_box_share(video: SyntheticVideo, *, offset: int, frames: Sequence[int], follow_motion: bool = False) -> float:
     """How hard the video is for copying: the share of objects of frame i whose box in frame i − ``offset``
     (the same object's, visible pixels, as :mod:`~dff.detection.ground_truth` boxes them) has IoU < 0.5
-    with their box in i, or who were not visible there. Copy's boxes for those objects miss at mAP@0.5."""
+    with their box in i, or who were not visible there. Copy's boxes for those objects miss at mAP@0.5.
+
+    ``follow_motion``: the key frame's box is first moved by the object's exact mean flow. What stays stale
+    then is what no propagation that moves an object's features can mend: its visible box changing shape
+    (occlusion, the frame's border) or an object not yet visible in the key frame."""
     stale = total = 0
     for i in frames:
-        if i - offset < 0 or i >= len(video):
+        k = i - offset
+        if k < 0 or i >= len(video):
             continue
-        now, then = video.instances(i), video.instances(i - offset)
+        now, then = video.instances(i), video.instances(k)
+        flow = video.flow(current=i, key=k) if follow_motion else None
         for instance in np.unique(now[now > 0]):
             total += 1
+            mask = now == instance
             before = _box(then == instance)
-            stale += before is None or _iou(_box(now == instance), before) < 0.5  # type: ignore[arg-type]
+            if before is not None and flow is not None:
+                dx, dy = flow[mask].mean(axis=0)  # M_{i→k}: from frame i's pixels to their place in k
+                before = (before[0] - dx, before[1] - dy, before[2] - dx, before[3] - dy)
+            stale += before is None or _iou(_box(mask), before) < 0.5  # type: ignore[arg-type]
     if not total:
         raise ValueError(f"no object is visible in frames {list(frames)}")
     return stale / total
@@ -102,7 +112,7 @@ def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return None if len(xs) == 0 else (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
