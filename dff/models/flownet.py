@@ -22,7 +22,8 @@ et al. (ICCV 2015) as the original DFF code builds it:
 Units of M: feature-map pixels, channel 0 horizontal and 1 vertical, location p of the current
 frame reading the key features at p + M(p) (the convention of :mod:`dff.ops.warp`). Every flow
 prediction head, at every level, predicts displacements in these units whatever its own grid, so
-resizing a prediction never rescales its values. The last head starts at zero, so an untrained F
+resizing a prediction never rescales its values (so an F trained for ``feature_stride=16`` predicts half the
+values a stride-8 grid needs: train it for the stride it serves). The last head starts at zero, so an untrained F
 propagates the key features unchanged. (A FlowNetS checkpoint trained on Flying Chairs instead
 predicts half-frame pixels / 20; converting one means multiplying its last head by 20 / 8 = 2.5,
 the factor the DFF code applies to its output.)
