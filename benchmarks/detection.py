@@ -2,7 +2,9 @@
 
 At toy scale, as Table 4 for ImageNet VID: tiny networks, R-FCN head, 128×128 synthetic videos whose
 objects move fast (up to 5 pixels per frame, several feature cells between key frames at l = 10),
-leave and re-enter the frame in part, and occlude each other (6 objects). F is pre-trained once on
+leave and re-enter the frame in part, and occlude each other (6 objects). N_feat has output stride 8
+(``ModelConfig.output_stride``: conv4 dilated as well): at stride 16 the grid is 8×8 cells and an
+object 2–3.5 cells wide, too coarse for warped features to carry it (``--bound`` measures that). F is pre-trained once on
 the training videos' exact flow (shared by every seed; see :class:`VideoFlowPairs`); per seed *Frame* trains N on single
 frames of 6 training videos, then *DFF* (everything), *DFF fix N* (F only) and *DFF fix F* (N only)
 start from Frame's N and the pre-trained F and train on pairs 0 ≤ i − k ≤ 9 (Section 5.1).
@@ -15,6 +17,8 @@ exact flow and no joint training. F's motion on the objects is checked against t
     nice python benchmarks/detection.py                  # 3 seeds into runs/detection, one after another
     nice python benchmarks/detection.py --seeds 1        # one seed (run seeds in parallel, then all to gather)
     python benchmarks/detection.py --scale 0.02          # a quick check of the whole pipeline
+    nice python benchmarks/detection.py --bound --output-stride 16   # the cheap check of a set-up: Frame only, then
+                                                         # Frame, copy and Frame's N + exact flow (--size for larger frames)
 
 A finished stage (its ``model.safetensors``) and a finished seed (its ``results.json``) are reused.
 Results go to ``OUT/results.json`` and, as Markdown, to stdout.
@@ -29,7 +33,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,17 +64,39 @@ from dff.train.schedule import OptimiserConfig  # noqa: E402
 KEY_INTERVALS = (10, 5)  # ImageNet VID's l (Section 5.2), then Cityscapes'
 #: One thread: on a CPU shared with other jobs, a second thread mostly waits for a core.
 THREADS = 1
-SIZE = 128
-#: Fast objects (5 px/frame: up to ~3 feature cells in 9 frames, camera motion on top), 6 of them so they occlude.
-VIDEO = SyntheticVideoConfig(height=SIZE, width=SIZE, length=100, num_objects=6, max_speed=5.0, seed=0)
 TRAINING_VIDEOS = 6  # seeds 0-5: a single video's few objects are learnt by heart
-TEST_VIDEO = replace(VIDEO, length=80, seed=100)
 TEST_VIDEOS = 2  # seeds 100, 101
+TEST_LENGTH = 80
 #: Annotated test frames: every 4th from 9 on, so every l = 10 pair exists.
-TEST_FRAMES = range(9, TEST_VIDEO.length, 4)
-MODEL = ModelConfig(
-    task="detection", feature="tiny", flow="tiny", num_classes=VIDEO.num_classes, class_names=SyntheticVideo(VIDEO).class_names
-)
+TEST_FRAMES = range(9, TEST_LENGTH, 4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetUp:
+    """Frame size and feature grid: objects are a fixed share of the frame (:class:`SyntheticVideoConfig`) and
+    move 5 px per frame at 128 px, scaled with the frame (up to ~3 cells of 16 px in 9 frames, camera motion on top)."""
+
+    size: int = 128
+    output_stride: int = 8
+
+    @property
+    def video(self) -> SyntheticVideoConfig:
+        """A training video (seed 0); 6 objects, so they occlude."""
+        return SyntheticVideoConfig(height=self.size, width=self.size, length=100, num_objects=6, max_speed=5.0 * self.size / 128, seed=0)
+
+    @property
+    def test_video(self) -> SyntheticVideoConfig:
+        return replace(self.video, length=TEST_LENGTH, seed=100)
+
+    @property
+    def model(self) -> ModelConfig:
+        video = self.video
+        return ModelConfig(
+            task="detection", feature="tiny", flow="tiny", num_classes=video.num_classes, output_stride=self.output_stride,  # type: ignore[arg-type]
+            class_names=SyntheticVideo(video).class_names,
+        )
+
+
 #: Iterations at --scale 1 (batch sizes: 8 flow pairs, 4 detection pairs).
 ITERATIONS = {"flow": 1200, "frame": 1000, "pairs": 300}
 LR = {"flow": 0.02, "frame": 0.02, "pairs": 0.01}
@@ -104,10 +130,15 @@ class VideoFlowPairs:
         return FlowSample(key=video.image(k), current=video.image(i), flow=video.flow(current=i, key=k), visible=video.visible(current=i, key=k))
 
 
-def pretrain_flow(output: Path, iterations: int) -> Path:
+def training_videos(setup: SetUp) -> list[SyntheticVideo]:
+    return [SyntheticVideo(replace(setup.video, seed=s)) for s in range(TRAINING_VIDEOS)]
+
+
+def pretrain_flow(setup: SetUp, output: Path, iterations: int) -> Path:
     """F alone on :class:`VideoFlowPairs` with the end-point error (``dff train-flow``'s objective)."""
     torch.manual_seed(0)
-    model = build_model(MODEL)
+    config = setup.model
+    model = build_model(config)
     for part in ("feature_net", "task_net"):
         getattr(model, part).requires_grad_(False)
     run = RunConfig(
@@ -117,16 +148,17 @@ def pretrain_flow(output: Path, iterations: int) -> Path:
     group = start(run.device)
     try:
         return run_training(
-            objective=FlowObjective(flow_net=model.flow_net, normalizer=FrameNormalizer(mean=MODEL.mean, std=MODEL.std)),
-            model=model, model_config=MODEL, dataset=FlowPairDataset(VideoFlowPairs([SyntheticVideo(replace(VIDEO, seed=s)) for s in range(TRAINING_VIDEOS)])),  # type: ignore[arg-type]
+            objective=FlowObjective(flow_net=model.flow_net, normalizer=FrameNormalizer(mean=config.mean, std=config.std)),
+            model=model, model_config=config, dataset=FlowPairDataset(VideoFlowPairs(training_videos(setup))),  # type: ignore[arg-type]
             settings=run, group=group, resume=False, run_description=run.run_description(), collate=collate_flow,
         )
     finally:
         stop(group)
 
 
-def held_out_videos() -> list[SyntheticVideo]:
-    return [SyntheticVideo(replace(TEST_VIDEO, seed=TEST_VIDEO.seed + v)) for v in range(TEST_VIDEOS)]
+def held_out_videos(setup: SetUp) -> list[SyntheticVideo]:
+    test = setup.test_video
+    return [SyntheticVideo(replace(test, seed=test.seed + v)) for v in range(TEST_VIDEOS)]
 
 
 def run_stage(name: str, output: Path, train: Callable[[], Path]) -> Path:
@@ -156,26 +188,42 @@ def write_json(path: Path, value: object) -> None:
     os.replace(partial, path)
 
 
-def run_seed(seed: int, out: Path, flow: Path, iterations: dict[str, int]) -> dict:
+def train_frame(setup: SetUp, seed: int, out: Path, iterations: int) -> Path:
+    """*Frame*: N alone on single frames of the training videos (F fixed); the model's path."""
+
+    def train() -> Path:
+        torch.manual_seed(seed)
+        return train_detector(
+            build_detection_model(setup.model), sequences=[SyntheticBoxes(v) for v in training_videos(setup)],
+            settings=settings(out / "frame", iterations, LR["frame"], seed), model_config=setup.model, max_offset=0,
+            frozen_parts=("flow_net",),
+        )
+
+    return run_stage(f"seed {seed} Frame", out / "frame", train)
+
+
+def evaluate(setup: SetUp, model: torch.nn.Module, label: str, *, mode: str, key_interval: int) -> dict:
+    """One row of the table on the held-out videos, printed as it comes."""
+    test = [AnnotatedFrames(SyntheticBoxes(v), TEST_FRAMES) for v in held_out_videos(setup)]
+    start = time.perf_counter()
+    r = evaluate_detection(model, test, mode=mode, key_interval=key_interval, mean=setup.model.mean, std=setup.model.std)  # type: ignore[arg-type]
+    print(f"[{label}] l={key_interval}: mAP {100 * r.mean_ap:.1f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    return asdict(r)
+
+
+def run_seed(setup: SetUp, seed: int, out: Path, flow: Path, iterations: dict[str, int]) -> dict:
     """Train and evaluate every variant for one seed; the seed's results (cached in ``out/results.json``)."""
     cached = out / "results.json"
     if cached.is_file():
         print(f"[seed {seed}] reusing {cached}", flush=True)
         return json.loads(cached.read_text())
-    train_videos = [SyntheticBoxes(SyntheticVideo(replace(VIDEO, seed=s))) for s in range(TRAINING_VIDEOS)]
-
-    def train_frame() -> Path:
-        torch.manual_seed(seed)
-        return train_detector(
-            build_detection_model(MODEL), sequences=train_videos, settings=settings(out / "frame", iterations["frame"], LR["frame"], seed),
-            model_config=MODEL, max_offset=0, frozen_parts=("flow_net",),
-        )
-
-    frame = run_stage(f"seed {seed} Frame", out / "frame", train_frame)
+    config = setup.model
+    train_videos = [SyntheticBoxes(v) for v in training_videos(setup)]
+    frame = train_frame(setup, seed, out, iterations["frame"])
 
     def from_frame() -> torch.nn.Module:
         model, _ = load_detector(frame)
-        load_parts(model, MODEL, flow, FLOW_PARTS)
+        load_parts(model, config, flow, FLOW_PARTS)
         return model
 
     models = {"Frame": load_detector(frame)[0], "DFF separate": from_frame().eval()}
@@ -185,28 +233,24 @@ def run_seed(seed: int, out: Path, flow: Path, iterations: dict[str, int]) -> di
             f"seed {seed} {name}", folder,
             lambda: train_detector(
                 from_frame(), sequences=train_videos, settings=settings(folder, iterations["pairs"], LR["pairs"], seed),
-                model_config=MODEL, max_offset=MAX_OFFSET, frozen_parts=fixed,
+                model_config=config, max_offset=MAX_OFFSET, frozen_parts=fixed,
             ),
         )
         models[name] = load_detector(path)[0]
 
-    test_videos = held_out_videos()
-    test = [AnnotatedFrames(SyntheticBoxes(v), TEST_FRAMES) for v in test_videos]
     runs = [("Frame", "Frame", "frame", 1)] + [
         (method, trained, mode, l)
         for l in KEY_INTERVALS
         for method, trained, mode in [("copy", "Frame", "copy"), ("DFF separate", "DFF separate", "dff")]
         + [(name, name, "dff") for name in PAIR_VARIANTS]
     ]
-    results = []
-    for method, trained, mode, l in runs:
-        start = time.perf_counter()
-        r = evaluate_detection(models[trained], test, mode=mode, key_interval=l, mean=MODEL.mean, std=MODEL.std)  # type: ignore[arg-type]
-        print(f"[seed {seed} eval] {method} l={l}: mAP {100 * r.mean_ap:.1f} ({time.perf_counter() - start:.0f} s)", flush=True)
-        results.append({"method": method, **asdict(r)})
-    normalizer = FrameNormalizer(mean=MODEL.mean, std=MODEL.std)
+    results = [
+        {"method": method, **evaluate(setup, models[trained], f"seed {seed} eval {method}", mode=mode, key_interval=l)}
+        for method, trained, mode, l in runs
+    ]
+    normalizer = FrameNormalizer(mean=config.mean, std=config.std)
     flows = [
-        {"model": name, **asdict(flow_on_objects(models[name], test_videos, offset=l - 1, frames=TEST_FRAMES, normalizer=normalizer))}
+        {"model": name, **asdict(flow_on_objects(models[name], held_out_videos(setup), offset=l - 1, frames=TEST_FRAMES, normalizer=normalizer))}
         for name in ("DFF separate", *[n for n in PAIR_VARIANTS if n != "DFF fix F"])
         for l in KEY_INTERVALS
     ]
@@ -216,30 +260,53 @@ def run_seed(seed: int, out: Path, flow: Path, iterations: dict[str, int]) -> di
     return report
 
 
-def exact_flow_results(out: Path, seeds: Sequence[int]) -> list[dict]:
+def exact_flow_results(setup: SetUp, out: Path, seeds: Sequence[int]) -> list[dict]:
     """Frame's N with the exact flow of the test videos, S = 1 (what perfect motion gives without joint training), per seed and l."""
-    videos = held_out_videos()
-    test = [AnnotatedFrames(SyntheticBoxes(v), TEST_FRAMES) for v in videos]
+    config = setup.model
     rows = []
     for seed in seeds:
         model, _ = load_detector(out / f"seed{seed}" / "frame" / MODEL_NAME)
-        model.flow_net = ExactFlow(videos, normalizer=FrameNormalizer(mean=MODEL.mean, std=MODEL.std), channels=MODEL.channels)
+        model.flow_net = ExactFlow(
+            held_out_videos(setup), normalizer=FrameNormalizer(mean=config.mean, std=config.std), channels=config.channels,
+            feature_stride=config.output_stride,
+        )
         for l in KEY_INTERVALS:
-            r = evaluate_detection(model, test, mode="dff", key_interval=l, mean=MODEL.mean, std=MODEL.std)
-            print(f"[seed {seed} eval] Frame's N + exact flow l={l}: mAP {100 * r.mean_ap:.1f}", flush=True)
-            rows.append({"seed": seed, "key_interval": l, "mean_ap": r.mean_ap})
+            r = evaluate(setup, model, f"seed {seed} eval Frame's N + exact flow", mode="dff", key_interval=l)
+            rows.append({"seed": seed, "key_interval": l, "mean_ap": r["mean_ap"]})
     return rows
+
+
+def stale_shares(setup: SetUp, *, follow_motion: bool = False) -> dict[int, float]:
+    """Per i − k = l − 1, the share of objects whose key-frame box misses (:func:`stale_box_share`), over the test videos."""
+    videos = held_out_videos(setup)
+    return {
+        l - 1: float(np.mean([stale_box_share(v, offset=l - 1, frames=TEST_FRAMES, follow_motion=follow_motion) for v in videos]))
+        for l in KEY_INTERVALS
+    }
+
+
+def bound(setup: SetUp, out: Path, seed: int, iterations: int) -> dict:
+    """The cheap check of a set-up: Frame alone, then Frame, copy and Frame's N + exact flow per l (no F, no pairs)."""
+    model, _ = load_detector(train_frame(setup, seed, out / f"seed{seed}", iterations))
+    rows = {"Frame": evaluate(setup, model, f"seed {seed} bound Frame", mode="frame", key_interval=1)["mean_ap"]}
+    for l in KEY_INTERVALS:
+        rows[f"copy l={l}"] = evaluate(setup, model, f"seed {seed} bound copy", mode="copy", key_interval=l)["mean_ap"]
+    for row in exact_flow_results(setup, out, [seed]):
+        rows[f"exact flow l={row['key_interval']}"] = row["mean_ap"]
+    return {"size": setup.size, "output_stride": setup.output_stride, "seed": seed, "frame_iterations": iterations, "mean_ap": rows,
+            "stale_box_share": stale_shares(setup), "moved_box_share": stale_shares(setup, follow_motion=True)}
 
 
 def spread(values: Sequence[float]) -> str:
     return f"{np.mean(values):.1f} [{min(values):.1f}, {max(values):.1f}]"
 
 
-def markdown(reports: Sequence[dict], stale: dict[int, float], exact: Sequence[dict]) -> str:
+def markdown(setup: SetUp, reports: Sequence[dict], stale: dict[int, float], moved: dict[int, float], exact: Sequence[dict]) -> str:
     seeds = [r["seed"] for r in reports]
     methods = ["Frame", "DFF", "DFF fix N", "DFF fix F", "DFF separate", "copy"]
     lines = [
-        f"### Detection, synthetic videos {SIZE}x{SIZE}, seeds {seeds}: mAP@0.5 (%), mean [min, max] over seeds",
+        f"### Detection, synthetic videos {setup.size}x{setup.size}, output stride {setup.output_stride}, seeds {seeds}: "
+        "mAP@0.5 (%), mean [min, max] over seeds",
         "",
         "| method | " + " | ".join(f"l = {l}" for l in KEY_INTERVALS) + " |",
         "|---|" + "---|" * len(KEY_INTERVALS),
@@ -255,6 +322,9 @@ def markdown(reports: Sequence[dict], stale: dict[int, float], exact: Sequence[d
         "",
         "How hard for copying: objects whose box in the key frame has IoU < 0.5 with their box in frame i: "
         + ", ".join(f"{100 * share:.0f}% at i − k = {d}" for d, share in stale.items()),
+        "",
+        "Stale even after moving each key-frame box by its object's exact mean flow (occlusion, the border, objects not yet "
+        "in the key frame): " + ", ".join(f"{100 * share:.0f}% at i − k = {d}" for d, share in moved.items()),
     ]
     lines += [
         "",
@@ -278,17 +348,27 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "runs" / "detection"))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's iterations (a quick check: 0.02)")
+    parser.add_argument("--size", type=int, default=SetUp.size, help="frame side in pixels (a multiple of 16)")
+    parser.add_argument("--output-stride", type=int, choices=(8, 16), default=SetUp.output_stride, help="N_feat's output stride")
+    parser.add_argument(
+        "--bound", action="store_true", help="only the cheap check of the set-up: Frame, copy and Frame's N + exact flow (first seed)"
+    )
     args = parser.parse_args()
     out = Path(args.out)
+    setup = SetUp(size=args.size, output_stride=args.output_stride)
     torch.set_num_threads(THREADS)
     iterations = {name: max(1, round(n * args.scale)) for name, n in ITERATIONS.items()}
-    flow = run_stage("flow pre-training", out / "video_flow", lambda: pretrain_flow(out / "video_flow", iterations["flow"]))
-    reports = [run_seed(seed, out / f"seed{seed}", flow, iterations) for seed in args.seeds]
-    test_videos = held_out_videos()
-    stale = {l - 1: float(np.mean([stale_box_share(v, offset=l - 1, frames=TEST_FRAMES) for v in test_videos])) for l in KEY_INTERVALS}
-    exact = exact_flow_results(out, args.seeds)
-    write_json(out / "results.json", {"reports": reports, "stale_box_share": stale, "exact_flow": exact})
-    print(markdown(reports, stale, exact))
+    if args.bound:
+        report = bound(setup, out, args.seeds[0], iterations["frame"])
+        write_json(out / "bound.json", report)
+        print(json.dumps(report, indent=2))
+        return 0
+    flow = run_stage("flow pre-training", out / "video_flow", lambda: pretrain_flow(setup, out / "video_flow", iterations["flow"]))
+    reports = [run_seed(setup, seed, out / f"seed{seed}", flow, iterations) for seed in args.seeds]
+    stale, moved = stale_shares(setup), stale_shares(setup, follow_motion=True)
+    exact = exact_flow_results(setup, out, args.seeds)
+    write_json(out / "results.json", {"reports": reports, "stale_box_share": stale, "moved_box_share": moved, "exact_flow": exact})
+    print(markdown(setup, reports, stale, moved, exact))
     return 0
 
 

@@ -21,6 +21,8 @@ T = TypeVar("T")
 FeatureArch = Literal["resnet50", "resnet101", "small", "tiny"]
 FlowArch = Literal["simple", "half", "inception", "tiny"]
 Task = Literal["segmentation", "detection"]
+#: N_feat's output stride: the paper's 16, or 8 (a dilated conv4) for small frames (detection only).
+OutputStride = Literal[8, 16]
 #: Feature networks with an R-FCN head (dff.detection.model.HEAD_BUILDERS).
 DETECTION_FEATURES = ("resnet50", "resnet101", "tiny")
 
@@ -47,6 +49,8 @@ class ModelConfig:
     #: Width of f; None takes the architecture's: 1024 for the ResNets (Section 4), 128 for ``small``, 32 for ``tiny``.
     feature_channels: int | None = None
     frozen_bn: bool = False
+    #: Feature grid stride; configurations written before it existed had 16, the default.
+    output_stride: OutputStride = 16
     class_names: tuple[str, ...] = ()
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -63,6 +67,11 @@ class ModelConfig:
         if not (self.task != "detection" or self.feature in DETECTION_FEATURES):
             raise ConfigError(
                 f"detection has an R-FCN head for the feature networks {list(DETECTION_FEATURES)}, got {self.feature!r}"
+            )
+        if not (self.output_stride == 16 or self.task == "detection"):
+            raise ConfigError(
+                f"output_stride {self.output_stride} is for detection only (segmentation up-samples from stride 16); "
+                "use output_stride 16 or task detection"
             )
         if not (len(self.mean) == 3 and len(self.std) == 3 and all(s > 0 for s in self.std)):
             raise ConfigError(f"mean and std need 3 values each, std > 0; got mean={self.mean}, std={self.std}")

@@ -1,8 +1,9 @@
 """Frame sizes the networks accept. Torch-free: the runtime checks sizes with it too.
 
 Both networks work on the feature grid of stride 16 (Section 4): N_feat's output stride is 16
-and F's flow is resized to that grid. Frames whose sides are multiples of 16 map exactly onto
-it; other sizes are resized to the nearest multiple by the caller (``round_to_stride``).
+and F's flow is resized to that grid (a detector with ``output_stride`` 8 has a grid twice as
+fine). Frames whose sides are multiples of 16 map exactly onto either grid; other sizes are
+resized to the nearest multiple by the caller (``round_to_stride``).
 """
 
 from __future__ import annotations

@@ -43,12 +43,12 @@ def make_checkpoint(path: Path) -> Path:
     return save_checkpoint(path, model, config)
 
 
-def make_detector(path: Path, *, flow_std: float = 0.0) -> Path:
+def make_detector(path: Path, *, flow_std: float = 0.0, output_stride: int = 16) -> Path:
     """A tiny detector at ``path``/detector.safetensors whose head has larger weights than at initialisation, so that
     scores differ from box to box; with ``flow_std`` > 0 its F predicts a non-zero flow and scale too, so that
     non-key frames differ from their key frame."""
     torch.manual_seed(0)
-    config = ModelConfig(task="detection", feature="tiny", flow="tiny", num_classes=4)
+    config = ModelConfig(task="detection", feature="tiny", flow="tiny", num_classes=4, output_stride=output_stride)  # type: ignore[arg-type]
     model = build_model(config)
     head = model.task_net
     for conv, std in ((head.rpn_objectness, 0.3), (head.rfcn_classes, 0.3), (head.rpn_deltas, 0.05), (head.rfcn_boxes, 0.05)):

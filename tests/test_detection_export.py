@@ -309,3 +309,61 @@ def test_many_streams_write_each_streams_detections_equal_to_its_run_alone(expor
     capsys.readouterr()
     assert main(["run", str(out), *map(str, clips), "--out-dir", str(streams), "--detections", str(tmp_path / "d.jsonl"), "--no-progress"]) != 0
     assert "--detections is for one source without --out-dir" in capsys.readouterr().err
+
+
+def test_a_stride_8_detector_exports_checks_and_runs_in_onnx_runtime_as_in_torch(tmp_path, capsys):
+    """``output_stride: 8`` (a dilated conv4): the export's grid is H/8 × W/8 and its detections are the checkpoint's."""
+    from dff.cli import main
+
+    checkpoint = make_detector(tmp_path, output_stride=8)
+    out = tmp_path / "export"
+    assert main(["export", str(checkpoint), "--out", str(out), "--max-size", "256x256", "--max-detections", str(MAX_DETECTIONS)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["feature_stride"] == 8 and manifest["model"]["output_stride"] == 8
+    feat = {o["name"]: o for o in manifest["models"]["feature"]["outputs"]}["feat"]
+    assert feat["shape"] == ["N", 32, "H/8", "W/8"]
+    report = check_export(out, checkpoint=checkpoint, runtimes=("onnxruntime",))
+    assert report.ok and any(c.model == "task" and c.output == "boxes" and not c.vacuous for c in report.comparisons)
+    frames = _frames(4, (192, 256))
+    found = {}
+    for name, model in (("onnxruntime", out), ("torch", checkpoint)):
+        with open_backend(name, model=model) as backend:
+            runtime = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(3))
+            found[name] = [runtime(frame).detections for frame in frames]
+    for ours, theirs in zip(found["onnxruntime"], found["torch"]):
+        n = len(ours)
+        assert n > 0
+        np.testing.assert_allclose(theirs.boxes[:n], ours.boxes, atol=1e-3)
+        np.testing.assert_array_equal(theirs.classes[:n], ours.classes)
+
+
+def test_checkpoints_written_before_output_stride_load_with_stride_16(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from dff.checkpoint import CONFIG_KEY, load_checkpoint
+
+    path = make_detector(tmp_path)
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+        weights = {name: f.get_tensor(name) for name in f.keys()}
+    config = json.loads(metadata[CONFIG_KEY])
+    del config["output_stride"]
+    save_file(weights, str(path), metadata={**metadata, CONFIG_KEY: json.dumps(config)})
+    model, loaded = load_checkpoint(path)
+    assert loaded.output_stride == 16 and model.feature_net.stride == model.flow_net.feature_stride == 16
+    assert model.task_net.feature_stride == 16
+    with torch.no_grad():
+        assert model.feature_net(torch.zeros(1, 3, 64, 96)).shape[2:] == (4, 6)
+    with pytest.raises(ConfigError, match="output_stride 8 is for detection only"):
+        ModelConfig(feature="tiny", flow="tiny", output_stride=8)
+    from dff.cli import main
+
+    args = ["init", "--feature", "tiny", "--flow", "tiny", "--num-classes", "4", "--output-stride", "8"]
+    assert main([*args, "--task", "detection", "--out", f"{tmp_path}/det8/"]) == 0
+    assert read_checkpoint(tmp_path / "det8" / "model.safetensors").config.output_stride == 8
+    assert main([*args, "--out", f"{tmp_path}/seg8/"]) != 0 and not (tmp_path / "seg8" / "model.safetensors").exists()
+    from dff.config import from_dict
+
+    with pytest.raises(ConfigError, match="12 is not one of \\[8, 16\\]"):
+        from_dict(ModelConfig, {"task": "detection", "feature": "tiny", "flow": "tiny", "output_stride": 12})

@@ -30,10 +30,13 @@ def normalizer() -> FrameNormalizer:
 
 
 def test_cell_flow_is_the_mean_pixel_flow_in_cells(video):
-    flow, objects = true_cell_flow(video, current=8, key=4)
+    flow, objects = true_cell_flow(video, current=8, key=4, stride=16)
     pixels = video.flow(current=8, key=4)
     assert flow.shape == (2, 6, 6) and objects.shape == (6, 6) and objects.any()
     np.testing.assert_allclose(flow[:, 1, 2], pixels[16:32, 32:48].reshape(-1, 2).mean(axis=0) / 16, rtol=1e-5)
+    fine, _ = true_cell_flow(video, current=8, key=4, stride=8)  # a stride-8 grid: 8-pixel cells, in those cells
+    assert fine.shape == (2, 12, 12)
+    np.testing.assert_allclose(fine[:, 3, 5], pixels[24:32, 40:48].reshape(-1, 2).mean(axis=0) / 8, rtol=1e-5)
 
 
 def test_untrained_flow_is_copying(video):
@@ -48,7 +51,7 @@ def test_untrained_flow_is_copying(video):
 def test_exact_flow_has_no_error(video):
     torch.manual_seed(0)
     model = build_detection_model(MODEL)
-    model.flow_net = ExactFlow([video], normalizer=normalizer(), channels=MODEL.channels)
+    model.flow_net = ExactFlow([video], normalizer=normalizer(), channels=MODEL.channels, feature_stride=MODEL.output_stride)
     found = flow_on_objects(model, [video], offset=OFFSET, frames=FRAMES, normalizer=normalizer())
     assert found.end_point_error == pytest.approx(0, abs=1e-6)
     assert found.predicted_motion == pytest.approx(found.true_motion)
@@ -68,6 +71,16 @@ def test_stale_boxes_measure_how_far_objects_move(video):
     assert stale_box_share(still, offset=OFFSET, frames=FRAMES) == 0
     near, far = (stale_box_share(video, offset=d, frames=FRAMES) for d in (1, OFFSET))
     assert 0 <= near < far <= 1 and far > 0
+
+
+def test_boxes_moved_by_the_exact_motion_are_stale_only_where_objects_occlude():
+    """One object alone (no occlusion) moved by its mean flow is never stale; among six, occlusion leaves some stale."""
+    pairs = dict(offset=9, frames=(9, 11))  # l = 10's farthest pairs
+    alone = SyntheticVideo(SyntheticVideoConfig(height=96, width=96, length=12, num_objects=1, max_speed=5.0, seed=3))
+    assert stale_box_share(alone, **pairs) == 1
+    assert stale_box_share(alone, **pairs, follow_motion=True) == 0
+    crowd = SyntheticVideo(SyntheticVideoConfig(height=96, width=96, length=12, num_objects=6, max_speed=5.0, seed=3))
+    assert 0 < stale_box_share(crowd, **pairs, follow_motion=True) < stale_box_share(crowd, **pairs)
 
 
 def test_warping_features_or_rfcn_maps_is_the_same_inside_the_frame():

@@ -85,7 +85,7 @@ def test_feature_flow_is_image_flow_over_sixteen_on_the_feature_grid():
     flow = torch.zeros(1, 2, 32, 64)
     flow[:, 0] = 16.0
     flow[:, 1, :16] = -8.0
-    out = feature_flow(flow)
+    out = feature_flow(flow, stride=16)
     assert out.shape == (1, 2, 2, 4)
     assert torch.all(out[:, 0] == 1.0) and out[0, 1, 0].tolist() == [-0.5] * 4 and out[0, 1, 1].tolist() == [0.0] * 4
 

@@ -49,13 +49,27 @@ def test_outputs_are_on_the_feature_grid(nets: dict[str, FlowNet], name: str, si
     key, current = _frames(2, *size)
     with torch.no_grad():
         flow, scale = net(key, current)
-    grid = (size[0] // FlowNet.feature_stride, size[1] // FlowNet.feature_stride)
+    grid = (size[0] // 16, size[1] // 16)
     assert net.feature_stride == 16
     assert flow.shape == (2, 2, *grid)
     assert scale.shape == (2, net.feature_channels, *grid)
     # Section 3: the scale field starts at exactly one; our flow head starts at exactly zero.
     assert torch.equal(scale, torch.ones_like(scale))
     assert torch.equal(flow, torch.zeros_like(flow))
+
+
+def test_feature_stride_8_keeps_the_last_prediction_unhalved() -> None:
+    torch.manual_seed(0)
+    net16, net8 = flownet_tiny(), flownet_tiny(feature_stride=8)
+    _perturb_heads(net16)
+    net8.load_state_dict(net16.state_dict())  # same weights: only the final halving differs
+    key, current = _frames(1, 80, 112)
+    with torch.no_grad():
+        (flow16, scale16), (flow8, scale8) = net16(key, current), net8(key, current)
+    assert flow8.shape == (1, 2, 10, 14) and scale8.shape == (1, 32, 10, 14)
+    torch.testing.assert_close(F.interpolate(flow8, scale_factor=0.5, mode="bilinear", align_corners=False), flow16)
+    with pytest.raises(ValueError, match="feature_stride must be one of \\[8, 16\\], got 32"):
+        flownet_tiny(feature_stride=32)
 
 
 def test_feature_channels_sets_the_scale_field_width() -> None:

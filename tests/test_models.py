@@ -35,6 +35,20 @@ def test_resnet_depth_stride_and_dilation(builder, units):
         assert net.eval()(torch.randn(1, 3, 64, 96)).shape == (1, 1024, 4, 6)
 
 
+def test_output_stride_8_dilates_conv4_with_the_same_weights():
+    torch.manual_seed(0)
+    net16, net8 = resnet_tiny(), resnet_tiny(output_stride=8)
+    # Same parameters by name and shape: the holing algorithm moves strides into dilations, it adds no weights.
+    assert {n: p.shape for n, p in net16.named_parameters()} == {n: p.shape for n, p in net8.named_parameters()}
+    assert net8.conv4[0].conv1.stride == (1, 1) and net8.conv4[0].conv2.dilation == (2, 2)
+    assert net8.conv5[0].conv2.dilation == (4, 4) and net8.conv3[0].conv1.stride == (2, 2)
+    assert (net16.stride, net8.stride) == (16, 8)
+    with torch.no_grad():
+        assert net8.eval()(torch.randn(1, 3, 64, 96)).shape == (1, 32, 8, 12)
+    with pytest.raises(ValueError, match="output_stride must be one of \\[8, 16\\], got 4"):
+        resnet_tiny(output_stride=4)
+
+
 def test_frozen_bn_has_no_trainable_norm_parameters():
     net = resnet_tiny(frozen_bn=True)
     assert any(isinstance(m, FrozenBatchNorm2d) for m in net.modules())

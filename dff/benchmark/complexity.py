@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dff.errors import ExportError
-from dff.frames import FEATURE_STRIDE
 from dff.manifest import MANIFEST_NAME, load_manifest
 
 
@@ -44,9 +43,9 @@ class NetworkMACs:
         return (self.flow + self.task) / (self.feature + self.task)
 
 
-def dimension_values(height: int, width: int) -> dict[str, int]:
-    """The manifest's named dimensions at batch 1 and frame size ``height`` × ``width``."""
-    return {"N": 1, "H": height, "W": width, "H/16": height // FEATURE_STRIDE, "W/16": width // FEATURE_STRIDE}
+def dimension_values(height: int, width: int, stride: int) -> dict[str, int]:
+    """The manifest's named dimensions at batch 1, frame size ``height`` × ``width`` and feature stride ``stride``."""
+    return {"N": 1, "H": height, "W": width, f"H/{stride}": height // stride, f"W/{stride}": width // stride}
 
 
 def onnx_graph_macs(path: str | Path, dimensions: dict[str, int]) -> int:
@@ -97,7 +96,7 @@ def export_macs(directory: str | Path, *, height: int, width: int) -> NetworkMAC
     manifest = load_manifest(directory, verify=False)
     manifest.sizes.check(height, width)
     files = manifest.files()
-    dimensions = dimension_values(height, width)
+    dimensions = dimension_values(height, width, manifest.feature_stride)
     feature, flow, task = (onnx_graph_macs(Path(directory) / files[role].file, dimensions) for role in ("feature", "flow", "task"))
     return NetworkMACs(feature=feature, flow=flow, task=task, counted_from="ONNX graphs")
 
@@ -114,7 +113,7 @@ def checkpoint_macs(path: str | Path, *, height: int, width: int) -> NetworkMACs
     frame = torch.empty(1, 3, height, width, device="meta")
     with torch.device("meta"):
         model = build_model(config)
-        feat = torch.empty(1, config.channels, height // FEATURE_STRIDE, width // FEATURE_STRIDE)
+        feat = torch.empty(1, config.channels, height // config.output_stride, width // config.output_stride)
         return NetworkMACs(
             feature=count_macs(model.feature_net, frame).total,
             flow=count_macs(model.flow_net, frame, frame).total,

@@ -7,7 +7,7 @@ import os
 import typing
 from pathlib import Path
 
-from dff.config import FeatureArch, FlowArch, Task
+from dff.config import FeatureArch, FlowArch, OutputStride, Task
 from dff.errors import OutputError
 
 #: The file a checkpoint folder holds (what `dff train` writes too).
@@ -25,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-classes", type=int, default=19, help="score maps of N_task: C categories + background")
     parser.add_argument("--feature-channels", type=int, default=None, help="width of f (default: 1024, tiny: 32)")
     parser.add_argument("--frozen-bn", action="store_true", help="freeze BatchNorm statistics and affine parameters")
+    parser.add_argument(
+        "--output-stride", type=int, choices=typing.get_args(OutputStride), default=16,
+        help="feature grid stride: 16 (the paper's) or 8 (conv4 dilated too; detection only, for small frames)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--out", required=True, help=f"checkpoint file (.safetensors), or folder (existing, or ending in /) for {CHECKPOINT_NAME}"
@@ -78,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         feature_channels=args.feature_channels,
         frozen_bn=args.frozen_bn,
+        output_stride=args.output_stride,
     )
     out = checkpoint_target(args.out, force=args.force)
     torch.manual_seed(args.seed)

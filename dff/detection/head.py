@@ -221,17 +221,18 @@ def stack_rois(boxes: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([torch.cat((torch.full_like(b[:, :1], i), b), dim=1) for i, b in enumerate(boxes)])
 
 
-def rfcn_head(*, in_channels: int = 1024, num_classes: int = 31) -> RFCNTaskNet:
+def rfcn_head(*, in_channels: int = 1024, num_classes: int = 31, feature_stride: int = 16) -> RFCNTaskNet:
     """The paper's R-FCN head: k = 7, anchors of 128, 256, 512 pixels at ratios 0.5, 1, 2, 300 proposals
     (ImageNet VID: 30 classes and background)."""
-    return RFCNTaskNet(in_channels=in_channels, num_classes=num_classes)
+    return RFCNTaskNet(in_channels=in_channels, num_classes=num_classes, feature_stride=feature_stride)
 
 
-def rfcn_head_tiny(*, in_channels: int = 32, num_classes: int) -> RFCNTaskNet:
+def rfcn_head_tiny(*, in_channels: int = 32, num_classes: int, feature_stride: int = 16) -> RFCNTaskNet:
     """R-FCN for small frames (about 128 pixels) and the tiny networks: k = 3, anchors of 24, 40, 64 pixels, 100 proposals."""
     return RFCNTaskNet(
         in_channels=in_channels,
         num_classes=num_classes,
+        feature_stride=feature_stride,
         group_size=3,
         anchor_sizes=(24.0, 40.0, 64.0),
         proposal=ProposalConfig(pre_nms_top_n=1000, post_nms_top_n=100),

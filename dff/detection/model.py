@@ -15,9 +15,9 @@ def build_detection_model(config: ModelConfig) -> DeepFeatureFlow:
 
     ``config.num_classes`` counts the background, as for segmentation (C + 1).
     """
-    channels = config.channels
+    channels, stride = config.channels, config.output_stride
     return DeepFeatureFlow(
-        feature_net=FEATURE_BUILDERS[config.feature](out_channels=channels, frozen_bn=config.frozen_bn),
-        flow_net=FLOW_BUILDERS[config.flow](feature_channels=channels),
-        task_net=HEAD_BUILDERS[config.feature](in_channels=channels, num_classes=config.num_classes),
+        feature_net=FEATURE_BUILDERS[config.feature](out_channels=channels, frozen_bn=config.frozen_bn, output_stride=stride),
+        flow_net=FLOW_BUILDERS[config.flow](feature_channels=channels, feature_stride=stride),
+        task_net=HEAD_BUILDERS[config.feature](in_channels=channels, num_classes=config.num_classes, feature_stride=stride),
     )

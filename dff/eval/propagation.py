@@ -75,4 +75,5 @@ class OpticalFlowPropagation:
 
     def __call__(self, key_feat: torch.Tensor, key: FrameInputs, current: FrameInputs) -> torch.Tensor:
         flow = torch.from_numpy(self.image_flow(key.image, current.image)).permute(2, 0, 1)[None]
-        return warp(key_feat, feature_flow(flow.to(key_feat.device, key_feat.dtype)))
+        stride = flow.shape[2] // key_feat.shape[2]  # the feature net's output stride (16, or 8)
+        return warp(key_feat, feature_flow(flow.to(key_feat.device, key_feat.dtype), stride=stride))

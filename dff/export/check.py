@@ -289,7 +289,7 @@ def _random_inputs(manifest: Manifest, height: int, width: int, rng: np.random.G
     """Random frames, features (>= 0, as after ReLU), flows of a few cells (many samples outside the map), scales."""
     dtype = np.dtype(manifest.dtype)
     n, c = 2, manifest.model.channels
-    fh, fw = height // FEATURE_STRIDE, width // FEATURE_STRIDE
+    fh, fw = height // manifest.feature_stride, width // manifest.feature_stride
 
     def frames() -> np.ndarray:
         return rng.integers(0, 256, (n, height, width, 3), dtype=np.uint8)

@@ -28,7 +28,6 @@ from dff.export.detection_graph import DetectionGraph, detection_outputs, pin_de
 from dff.export.options import DEFAULT_MAX_DETECTIONS, ExportOptions
 from dff.export.torch_graphs import FeatureGraph, FlowGraph, TaskGraph, export_graph
 from dff.export.warp_graph import warp_model, warp_plugin_model
-from dff.frames import FEATURE_STRIDE
 from dff.runtime.adaptive_signals import FLOW_STATS, STATISTICS_COUNT
 from dff.manifest import (
     FEAT,
@@ -74,7 +73,8 @@ def interfaces(
     """Each role's (inputs, outputs): names, dtypes and shapes, strings naming dynamic dimensions."""
     fixed = sizes.min_height == sizes.max_height and sizes.min_width == sizes.max_width
     h, w = (sizes.min_height, sizes.min_width) if fixed else ("H", "W")
-    fh, fw = (sizes.min_height // FEATURE_STRIDE, sizes.min_width // FEATURE_STRIDE) if fixed else ("H/16", "W/16")
+    stride = config.output_stride
+    fh, fw = (sizes.min_height // stride, sizes.min_width // stride) if fixed else (f"H/{stride}", f"W/{stride}")
     c, k = config.channels, config.num_classes
 
     def feature_map(name: str, channels: int) -> TensorSpec:
@@ -192,7 +192,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, options: ExportOp
             model=config,
             opset=options.opset,
             dtype=options.dtype,
-            feature_stride=FEATURE_STRIDE,
+            feature_stride=config.output_stride,
             class_names=config.names,
             preprocessing=Preprocessing(mean=config.mean, std=config.std),
             sizes=sizes,

@@ -14,14 +14,16 @@ et al. (ICCV 2015) as the original DFF code builds it:
   flow prediction, both cropped to the skip's size, concatenated with the skip, and a 3×3
   convolution predicting the flow at that level.
 * Output (Section 4): the stride-4 prediction lies at 1/8 of the frame; a parameter-free,
-  differentiable bilinear resize by one half brings M to the feature network's stride 16. S is a
+  differentiable bilinear resize by one half brings M to the feature network's stride 16 (a
+  feature network of output stride 8 takes the prediction as it is: ``feature_stride=8``). S is a
   1×1 convolution to ``feature_channels`` on the decoder's last feature map, initialised to
   weights 0 and bias 1 (Section 3), so S starts at exactly one.
 
 Units of M: feature-map pixels, channel 0 horizontal and 1 vertical, location p of the current
 frame reading the key features at p + M(p) (the convention of :mod:`dff.ops.warp`). Every flow
 prediction head, at every level, predicts displacements in these units whatever its own grid, so
-resizing a prediction never rescales its values. The last head starts at zero, so an untrained F
+resizing a prediction never rescales its values (so an F trained for ``feature_stride=16`` predicts half the
+values a stride-8 grid needs: train it for the stride it serves). The last head starts at zero, so an untrained F
 propagates the key features unchanged. (A FlowNetS checkpoint trained on Flying Chairs instead
 predicts half-frame pixels / 20; converting one means multiplying its last head by 20 / 8 = 2.5,
 the factor the DFF code applies to its output.)
@@ -58,6 +60,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dff.errors import InputSizeError
+from dff.frames import FEATURE_STRIDE as FRAME_MULTIPLE
 
 #: FlowNet's activation (Dosovitskiy et al. 2015).
 LEAKY_SLOPE = 0.1
@@ -133,15 +136,17 @@ class RefinementLevel(nn.Module):
         return x, self.predict_flow(x)
 
 
+#: The feature strides F can serve: its last prediction's own (8) and the paper's (16, by halving it).
+FEATURE_STRIDES = (8, 16)
+
+
 class FlowNet(nn.Module):
-    """F(I_k, I_i) → (M, S): flow and scale fields on the feature network's stride-16 grid (Sections 3-4).
+    """F(I_k, I_i) → (M, S): flow and scale fields on the feature network's grid, stride ``feature_stride`` (Sections 3-4).
 
     ``encoder`` holds five stages: the first (conv1, conv2) has stride 4 of its input, each of the
     other four stride 2; ``encoder_channels`` are their output channels. ``decoder_channels`` are
     the widths of the four deconvolutions, from the coarsest (deconv5) to the finest (deconv2).
     """
-
-    feature_stride = 16
 
     def __init__(
         self,
@@ -150,8 +155,11 @@ class FlowNet(nn.Module):
         encoder_channels: Sequence[int],
         decoder_channels: Sequence[int],
         feature_channels: int,
+        feature_stride: int = 16,
     ) -> None:
         super().__init__()
+        if feature_stride not in FEATURE_STRIDES:
+            raise ValueError(f"feature_stride must be one of {list(FEATURE_STRIDES)}, got {feature_stride}")
         if not (len(encoder) == 5 and len(encoder_channels) == 5 and len(decoder_channels) == 4):
             raise ValueError(
                 "FlowNet needs 5 encoder stages with 5 channel counts and 4 decoder widths, got "
@@ -160,6 +168,7 @@ class FlowNet(nn.Module):
         if not (feature_channels >= 1):
             raise ValueError(f"feature_channels must be >= 1, got {feature_channels}")
         self.feature_channels = feature_channels
+        self.feature_stride = feature_stride
         self.encoder = nn.ModuleList(encoder)
         self.predict_flow6 = nn.Conv2d(encoder_channels[-1], 2, 3, padding=1)
         levels = []
@@ -185,10 +194,11 @@ class FlowNet(nn.Module):
     def forward(self, key: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
         """F(I_k, I_i) -> (M, S). key/current: normalised float (N, 3, H, W) full frames, H and W multiples of 16.
 
-        Returns flow M (N, 2, H/16, W/16) in feature-map pixels (channel 0 horizontal, 1 vertical; location p of the
-        current frame reads the key features at p + M(p)) and scale S (N, feature_channels, H/16, W/16).
+        Returns flow M (N, 2, H/s, W/s), s = ``feature_stride``, in feature-map pixels (channel 0 horizontal, 1
+        vertical; location p of the current frame reads the key features at p + M(p)) and scale S (N, feature_channels,
+        H/s, W/s).
         """
-        _check_frames(key, current, self.feature_stride)
+        _check_frames(key, current, FRAME_MULTIPLE)
         return self.from_halved(self.halve(key, current))
 
     @staticmethod
@@ -211,10 +221,11 @@ class FlowNet(nn.Module):
         flow = self.predict_flow6(x)
         for level, skip in zip(self.decoder, reversed(skips[:-1])):
             x, flow = level(x, flow, skip, fixed_size=fixed_size)
-        # Stride 8 → 16 of the frame (Section 4); flow values are feature pixels already (see module docstring).
-        # Halving with align_corners=False averages 2×2 cells, as the DFF code's pooling does.
-        x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
-        flow = F.interpolate(flow, scale_factor=0.5, mode="bilinear", align_corners=False)
+        if self.feature_stride == 16:
+            # Stride 8 → 16 of the frame (Section 4); flow values are feature pixels already (see module docstring).
+            # Halving with align_corners=False averages 2×2 cells, as the DFF code's pooling does.
+            x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+            flow = F.interpolate(flow, scale_factor=0.5, mode="bilinear", align_corners=False)
         # S = conv1×1(resize(x)) equals resize(conv1×1(x)): both are linear and bilinear weights sum to 1;
         # after the resize it costs a quarter.
         return flow, self.scale(x)
@@ -277,12 +288,13 @@ def _inception_encoder(stem_widths: tuple[int, int], stage_widths: Sequence[tupl
     return stages
 
 
-def _plain_flownet(widths: Sequence[int], decoder_channels: Sequence[int], feature_channels: int) -> FlowNet:
+def _plain_flownet(widths: Sequence[int], decoder_channels: Sequence[int], feature_channels: int, feature_stride: int) -> FlowNet:
     return FlowNet(
         encoder=_plain_encoder(widths),
         encoder_channels=widths[1:],
         decoder_channels=decoder_channels,
         feature_channels=feature_channels,
+        feature_stride=feature_stride,
     )
 
 
@@ -291,32 +303,34 @@ def _inception_flownet(
     stage_widths: Sequence[tuple[int, int, int]],
     decoder_channels: Sequence[int],
     feature_channels: int,
+    feature_stride: int,
 ) -> FlowNet:
     return FlowNet(
         encoder=_inception_encoder(stem_widths, stage_widths),
         encoder_channels=(stem_widths[1], *(sum(branches) for branches in stage_widths)),
         decoder_channels=decoder_channels,
         feature_channels=feature_channels,
+        feature_stride=feature_stride,
     )
 
 
-def flownet_simple(*, feature_channels: int = 1024) -> FlowNet:
+def flownet_simple(*, feature_channels: int = 1024, feature_stride: int = 16) -> FlowNet:
     """FlowNet Simple (FlowNetS, Dosovitskiy et al. 2015), the paper's default F."""
-    return _plain_flownet((64, 128, 256, 512, 512, 1024), (512, 256, 128, 64), feature_channels)
+    return _plain_flownet((64, 128, 256, 512, 512, 1024), (512, 256, 128, 64), feature_channels, feature_stride)
 
 
-def flownet_half(*, feature_channels: int = 1024) -> FlowNet:
+def flownet_half(*, feature_channels: int = 1024, feature_stride: int = 16) -> FlowNet:
     """FlowNet Half: half the kernels of FlowNetS in every layer, about 1/4 of its complexity."""
-    return _plain_flownet((32, 64, 128, 256, 256, 512), (256, 128, 64, 32), feature_channels)
+    return _plain_flownet((32, 64, 128, 256, 256, 512), (256, 128, 64, 32), feature_channels, feature_stride)
 
 
-def flownet_inception(*, feature_channels: int = 1024) -> FlowNet:
+def flownet_inception(*, feature_channels: int = 1024, feature_stride: int = 16) -> FlowNet:
     """FlowNet Inception: Inception blocks at about 1/8 of FlowNetS's complexity (design in the module docstring)."""
     return _inception_flownet(
-        (24, 48), ((32, 64, 32), (64, 128, 64), (96, 192, 96), (128, 256, 128)), (128, 64, 32, 16), feature_channels
+        (24, 48), ((32, 64, 32), (64, 128, 64), (96, 192, 96), (128, 256, 128)), (128, 64, 32, 16), feature_channels, feature_stride
     )
 
 
-def flownet_tiny(*, feature_channels: int = 32) -> FlowNet:
+def flownet_tiny(*, feature_channels: int = 32, feature_stride: int = 16) -> FlowNet:
     """FlowNetS's topology at widths 8 … 32: for tests and CPU demos."""
-    return _plain_flownet((8, 16, 16, 24, 24, 32), (16, 16, 8, 8), feature_channels)
+    return _plain_flownet((8, 16, 16, 24, 24, 32), (16, 16, 8, 8), feature_channels, feature_stride)

@@ -5,6 +5,10 @@ down-sampling stride sits on the first 1×1 convolution. For output stride 16 th
 conv5 has stride 1 and every 3×3 convolution in conv5 is dilated by 2 (the "holing algorithm");
 a randomly initialised 3×3 convolution with dilation 6 then reduces the features to 1024
 channels, followed by ReLU.
+
+``output_stride=8`` applies the same holing one stage earlier (DeepLab's output stride 8): conv4
+keeps stride 1 with its 3×3 convolutions dilated by 2 and conv5's by 4. Same weights, a grid
+twice as fine in each direction, for small frames whose objects span only a few 16-pixel cells.
 """
 
 from __future__ import annotations
@@ -65,10 +69,13 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class FeatureNet(nn.Module):
-    """N_feat: frames (N, 3, H, W), normalised, H and W multiples of 16 → features f (N, out_channels, H/16, W/16)."""
+#: Per output stride, the (strides, dilations) of conv2 … conv5: each stage not down-sampling dilates instead.
+STAGE_GEOMETRY = {16: ((1, 2, 2, 1), (1, 1, 1, 2)), 8: ((1, 2, 1, 1), (1, 1, 2, 4))}
 
-    stride = 16
+
+class FeatureNet(nn.Module):
+    """N_feat: frames (N, 3, H, W), normalised, H and W multiples of 16 → features f (N, out_channels, H/s, W/s),
+    s = ``output_stride`` (16, the paper's, or 8)."""
 
     def __init__(
         self,
@@ -78,10 +85,14 @@ class FeatureNet(nn.Module):
         widths: Sequence[int],
         out_channels: int,
         frozen_bn: bool = False,
+        output_stride: int = 16,
     ) -> None:
         super().__init__()
         if not (len(blocks) == 4 and len(widths) == 4):
             raise ValueError(f"FeatureNet needs 4 stages, got blocks={list(blocks)} widths={list(widths)}")
+        if output_stride not in STAGE_GEOMETRY:
+            raise ValueError(f"output_stride must be one of {sorted(STAGE_GEOMETRY)}, got {output_stride}")
+        self.stride = output_stride
         norm_layer: NormLayer = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
         self.out_channels = out_channels
         self.stem = nn.Sequential(
@@ -90,8 +101,8 @@ class FeatureNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=2, padding=1),
         )
-        # conv2 … conv5; conv5 keeps stride 1 and dilates its 3×3 convolutions by 2 (output stride 16).
-        strides, dilations = (1, 2, 2, 1), (1, 1, 1, 2)
+        # conv2 … conv5; at output stride 16 conv5 keeps stride 1 and dilates its 3×3 convolutions by 2.
+        strides, dilations = STAGE_GEOMETRY[output_stride]
         stages = []
         in_channels = stem_channels
         for count, width, stride, dilation in zip(blocks, widths, strides, dilations):
@@ -123,27 +134,34 @@ class FeatureNet(nn.Module):
         return self.head(x)
 
 
-def _resnet(blocks: Sequence[int], *, out_channels: int, frozen_bn: bool) -> FeatureNet:
+def _resnet(blocks: Sequence[int], *, out_channels: int, frozen_bn: bool, output_stride: int) -> FeatureNet:
     return FeatureNet(
-        blocks=blocks, stem_channels=64, widths=(64, 128, 256, 512), out_channels=out_channels, frozen_bn=frozen_bn
+        blocks=blocks, stem_channels=64, widths=(64, 128, 256, 512), out_channels=out_channels, frozen_bn=frozen_bn,
+        output_stride=output_stride,
     )
 
 
-def resnet50(*, out_channels: int = 1024, frozen_bn: bool = False) -> FeatureNet:
+def resnet50(*, out_channels: int = 1024, frozen_bn: bool = False, output_stride: int = 16) -> FeatureNet:
     """Dilated ResNet-50 feature network."""
-    return _resnet((3, 4, 6, 3), out_channels=out_channels, frozen_bn=frozen_bn)
+    return _resnet((3, 4, 6, 3), out_channels=out_channels, frozen_bn=frozen_bn, output_stride=output_stride)
 
 
-def resnet101(*, out_channels: int = 1024, frozen_bn: bool = False) -> FeatureNet:
+def resnet101(*, out_channels: int = 1024, frozen_bn: bool = False, output_stride: int = 16) -> FeatureNet:
     """Dilated ResNet-101 feature network (the paper's default)."""
-    return _resnet((3, 4, 23, 3), out_channels=out_channels, frozen_bn=frozen_bn)
+    return _resnet((3, 4, 23, 3), out_channels=out_channels, frozen_bn=frozen_bn, output_stride=output_stride)
 
 
-def resnet_small(*, out_channels: int = 128, frozen_bn: bool = False) -> FeatureNet:
+def resnet_small(*, out_channels: int = 128, frozen_bn: bool = False, output_stride: int = 16) -> FeatureNet:
     """Two narrow units per stage: heavy enough next to ``flownet_tiny`` for DFF to pay off on a CPU (the demo)."""
-    return FeatureNet(blocks=(2, 2, 2, 2), stem_channels=32, widths=(16, 32, 64, 96), out_channels=out_channels, frozen_bn=frozen_bn)
+    return FeatureNet(
+        blocks=(2, 2, 2, 2), stem_channels=32, widths=(16, 32, 64, 96), out_channels=out_channels, frozen_bn=frozen_bn,
+        output_stride=output_stride,
+    )
 
 
-def resnet_tiny(*, out_channels: int = 32, frozen_bn: bool = False) -> FeatureNet:
+def resnet_tiny(*, out_channels: int = 32, frozen_bn: bool = False, output_stride: int = 16) -> FeatureNet:
     """One narrow unit per stage: same topology and stride, for tests and CPU demos."""
-    return FeatureNet(blocks=(1, 1, 1, 1), stem_channels=16, widths=(8, 16, 24, 32), out_channels=out_channels, frozen_bn=frozen_bn)
+    return FeatureNet(
+        blocks=(1, 1, 1, 1), stem_channels=16, widths=(8, 16, 24, 32), out_channels=out_channels, frozen_bn=frozen_bn,
+        output_stride=output_stride,
+    )

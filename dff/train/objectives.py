@@ -95,4 +95,4 @@ class FlowObjective(nn.Module):
     def forward(self, key_frame: torch.Tensor, frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) RGB frames k and i and float (N, 2, H, W) M_{i→k} in image pixels → EPE."""
         predicted, _ = self.flow_net(self.normalizer(key_frame), self.normalizer(frame))
-        return end_point_error(predicted, feature_flow(flow))
+        return end_point_error(predicted, feature_flow(flow, stride=self.flow_net.feature_stride))
