@@ -27,12 +27,18 @@ the labels output, the contract TensorRT and every other consumer reads.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
 
+from dff.errors import ConfigError
 from dff.frames import FEATURE_STRIDE
 from dff.manifest import LABELS, PROBS, Manifest
+
+#: Where a backend computes the labels: from the probabilities on the host, or the graph's own.
+LabelTail = Literal["graph", "host"]
 
 
 def first_max(values: np.ndarray) -> np.ndarray:
@@ -93,6 +99,19 @@ def host_tail_possible(manifest: Manifest) -> bool:
     """Whether the export's task graph has what :func:`labels_from_probs` reads: float32 ``probs`` beside its labels."""
     outputs = {spec.name: spec for spec in manifest.models.task.outputs}
     return manifest.task == "segmentation" and LABELS in outputs and PROBS in outputs and outputs[PROBS].dtype == "float32"
+
+
+def choose_label_tail(requested: LabelTail | None, manifest: Manifest, directory: Path, *, on_cpu: bool) -> LabelTail:
+    """A backend's ``label_tail`` option resolved: ``requested`` if the export allows it, else by default ``host``
+    on a CPU for the exports that have what it reads (a GPU computes the tail faster than the host)."""
+    if requested not in (None, "graph", "host"):
+        raise ConfigError(f"label_tail must be 'graph' or 'host', got {requested!r}")
+    if requested == "host" and not host_tail_possible(manifest):
+        raise ConfigError(
+            f"label_tail=host needs a segmentation export whose task graph outputs float32 probs; {directory} has none "
+            "(a detection or float16 export?): use label_tail=graph"
+        )
+    return requested or ("host" if on_cpu and host_tail_possible(manifest) else "graph")
 
 
 def host_tail_outputs(outputs: Sequence[str]) -> tuple[str, ...]:

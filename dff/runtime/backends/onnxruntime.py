@@ -41,10 +41,9 @@ from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
 from dff.runtime.detections import Detections, task_handle, task_outputs
 from dff.runtime import gather_sample
-from dff.runtime.label_tail import graph_before_tail, host_tail_outputs, host_tail_possible, labels_from_probs
+from dff.runtime.label_tail import LabelTail, choose_label_tail, graph_before_tail, host_tail_outputs, labels_from_probs
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
-LabelTail = Literal["graph", "host"]
 _PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
@@ -245,15 +244,8 @@ class OnnxRuntimeBackend(Backend):
         self.sizes = manifest.sizes
         self.class_names = manifest.class_names
         self.task_kind = manifest.task
-        if label_tail not in (None, "graph", "host"):
-            raise ConfigError(f"label_tail must be 'graph' or 'host', got {label_tail!r}")
-        if label_tail == "host" and not host_tail_possible(manifest):
-            raise ConfigError(
-                f"label_tail=host needs a segmentation export whose task graph outputs float32 probs; {directory} has none "
-                "(a detection or float16 export?): use label_tail=graph"
-            )
         #: Where the labels are computed: ``host`` (from the graphs' probabilities, in ``download``) or ``graph``.
-        self.label_tail = label_tail or ("host" if provider == "cpu" and host_tail_possible(manifest) else "graph")
+        self.label_tail = choose_label_tail(label_tail, manifest, directory, on_cpu=provider == "cpu")
         host_tail = self.label_tail == "host"
         #: Whether the warp's GridSample runs as row gathers (warp.onnx and propagate.onnx, rewritten in memory).
         self.gather_warp = provider == "cpu" if gather_warp is None else gather_warp

@@ -36,11 +36,10 @@ from dff.manifest import Dim, ModelFile, invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
 from dff.runtime.detections import Detections, task_handle, task_outputs
-from dff.runtime.label_tail import host_tail_outputs, host_tail_possible, labels_from_probs
+from dff.runtime.label_tail import LabelTail, choose_label_tail, host_tail_outputs, labels_from_probs
 from dff.sources import warn_caller
 
 Precision = Literal["f32", "bf16", "f16"]
-LabelTail = Literal["graph", "host"]
 _PRECISIONS: dict[str, ov.Type] = {"f32": ov.Type.f32, "bf16": ov.Type.bf16, "f16": ov.Type.f16}
 #: Virtual devices that pick or combine real ones; OpenVINO does not list them in ``available_devices``.
 _VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
@@ -147,16 +146,9 @@ class OpenVINOBackend(Backend):
         self.sizes = manifest.sizes
         self.class_names = manifest.class_names
         self.task_kind = manifest.task
-        if label_tail not in (None, "graph", "host"):
-            raise ConfigError(f"label_tail must be 'graph' or 'host', got {label_tail!r}")
-        if label_tail == "host" and not host_tail_possible(manifest):
-            raise ConfigError(
-                f"label_tail=host needs a segmentation export whose task graph outputs float32 probs; {directory} has none "
-                "(a detection or float16 export?): use label_tail=graph"
-            )
         on_cpu = isinstance(device, str) and device.upper().startswith("CPU")  # checked below
         #: Where the labels are computed: ``host`` (from the graphs' probabilities, in ``download``) or ``graph``.
-        self.label_tail = label_tail or ("host" if on_cpu and host_tail_possible(manifest) else "graph")
+        self.label_tail = choose_label_tail(label_tail, manifest, directory, on_cpu=on_cpu)
         task = task_outputs(manifest)
         self._returned = {**_RETURNED, "task": host_tail_outputs(task) if self.label_tail == "host" else task}
         self._stride = manifest.feature_stride
