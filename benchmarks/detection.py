@@ -17,6 +17,8 @@ exact flow and no joint training. F's motion on the objects is checked against t
     nice python benchmarks/detection.py                  # 3 seeds into runs/detection, one after another
     nice python benchmarks/detection.py --seeds 1        # one seed (run seeds in parallel, then all to gather)
     python benchmarks/detection.py --scale 0.02          # a quick check of the whole pipeline
+    nice python benchmarks/detection.py --pair-steps 900 --task-gradient-scale 0.1 --out runs/detection-slow-n
+                                                         # longer pair stages, N trained 10x slower than F in DFF
     nice python benchmarks/detection.py --bound --output-stride 16   # the cheap check of a set-up: Frame only, then
                                                          # Frame, copy and Frame's N + exact flow (--size for larger frames)
 
@@ -103,7 +105,8 @@ LR = {"flow": 0.02, "frame": 0.02, "pairs": 0.01}
 MAX_OFFSET = 9  # pairs 0 ≤ i − k ≤ 9 (Section 5.1: k random in [i − 9, i])
 SEEDS = (0, 1, 2)
 #: Variants trained on pairs from Frame's N and the pre-trained F: the parts each keeps fixed.
-PAIR_VARIANTS = {"DFF": (), "DFF fix N": ("feature_net", "task_net"), "DFF fix F": ("flow_net",)}
+N_PARTS = ("feature_net", "task_net")
+PAIR_VARIANTS = {"DFF": (), "DFF fix N": N_PARTS, "DFF fix F": ("flow_net",)}
 
 
 class VideoFlowPairs:
@@ -211,8 +214,19 @@ def evaluate(setup: SetUp, model: torch.nn.Module, label: str, *, mode: str, key
     return asdict(r)
 
 
-def run_seed(setup: SetUp, seed: int, out: Path, flow: Path, iterations: dict[str, int]) -> dict:
-    """Train and evaluate every variant for one seed; the seed's results (cached in ``out/results.json``)."""
+def scale_gradients(model: torch.nn.Module, parts: Sequence[str], factor: float) -> torch.nn.Module:
+    """``model`` with the gradients of ``parts`` multiplied by ``factor`` (about ``factor`` times their learning rate
+    under SGD with momentum): N trained slower than F on pairs keeps more of what it learnt on single frames."""
+    if factor != 1.0:
+        for part in parts:
+            for parameter in getattr(model, part).parameters():
+                parameter.register_hook(lambda gradient: gradient * factor)
+    return model
+
+
+def run_seed(setup: SetUp, seed: int, out: Path, flow: Path, iterations: dict[str, int], *, task_gradient_scale: float = 1.0) -> dict:
+    """Train and evaluate every variant for one seed; the seed's results (cached in ``out/results.json``).
+    ``task_gradient_scale``: N's gradients in *DFF* (:func:`scale_gradients`)."""
     cached = out / "results.json"
     if cached.is_file():
         print(f"[seed {seed}] reusing {cached}", flush=True)
@@ -232,7 +246,8 @@ def run_seed(setup: SetUp, seed: int, out: Path, flow: Path, iterations: dict[st
         path = run_stage(
             f"seed {seed} {name}", folder,
             lambda: train_detector(
-                from_frame(), sequences=train_videos, settings=settings(folder, iterations["pairs"], LR["pairs"], seed),
+                scale_gradients(from_frame(), N_PARTS if name == "DFF" else (), task_gradient_scale), sequences=train_videos,
+                settings=settings(folder, iterations["pairs"], LR["pairs"], seed),
                 model_config=config, max_offset=MAX_OFFSET, frozen_parts=fixed,
             ),
         )
@@ -254,7 +269,7 @@ def run_seed(setup: SetUp, seed: int, out: Path, flow: Path, iterations: dict[st
         for name in ("DFF separate", *[n for n in PAIR_VARIANTS if n != "DFF fix F"])
         for l in KEY_INTERVALS
     ]
-    report = {"seed": seed, "iterations": iterations, "results": results, "flow": flows}
+    report = {"seed": seed, "iterations": iterations, "task_gradient_scale": task_gradient_scale, "results": results, "flow": flows}
     out.mkdir(parents=True, exist_ok=True)
     write_json(cached, report)
     return report
@@ -350,6 +365,10 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's iterations (a quick check: 0.02)")
     parser.add_argument("--size", type=int, default=SetUp.size, help="frame side in pixels (a multiple of 16)")
     parser.add_argument("--output-stride", type=int, choices=(8, 16), default=SetUp.output_stride, help="N_feat's output stride")
+    parser.add_argument("--pair-steps", type=int, help=f"iterations of the pair variants (default {ITERATIONS['pairs']}, times --scale)")
+    parser.add_argument(
+        "--task-gradient-scale", type=float, default=1.0, help="multiply N's gradients in DFF's pair training (0.1: N learns 10x slower than F)"
+    )
     parser.add_argument(
         "--bound", action="store_true", help="only the cheap check of the set-up: Frame, copy and Frame's N + exact flow (first seed)"
     )
@@ -358,13 +377,17 @@ def main() -> int:
     setup = SetUp(size=args.size, output_stride=args.output_stride)
     torch.set_num_threads(THREADS)
     iterations = {name: max(1, round(n * args.scale)) for name, n in ITERATIONS.items()}
+    if args.pair_steps is not None:
+        iterations["pairs"] = args.pair_steps
     if args.bound:
         report = bound(setup, out, args.seeds[0], iterations["frame"])
         write_json(out / "bound.json", report)
         print(json.dumps(report, indent=2))
         return 0
     flow = run_stage("flow pre-training", out / "video_flow", lambda: pretrain_flow(setup, out / "video_flow", iterations["flow"]))
-    reports = [run_seed(setup, seed, out / f"seed{seed}", flow, iterations) for seed in args.seeds]
+    reports = [
+        run_seed(setup, seed, out / f"seed{seed}", flow, iterations, task_gradient_scale=args.task_gradient_scale) for seed in args.seeds
+    ]
     stale, moved = stale_shares(setup), stale_shares(setup, follow_motion=True)
     exact = exact_flow_results(setup, out, args.seeds)
     write_json(out / "results.json", {"reports": reports, "stale_box_share": stale, "moved_box_share": moved, "exact_flow": exact})
