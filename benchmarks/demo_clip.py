@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dff.commands.demo import DEMO_MODEL, OBJECT_SCALE
 from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
 from dff.export import ExportOptions, export_checkpoint
-
-DEMO_MODEL = Path(__file__).resolve().parents[1] / "dff" / "assets" / "demo_model.safetensors"
 
 
 def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +21,11 @@ def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def synthetic_clip(args: argparse.Namespace, num_classes: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(frame, exact labels) for each of ``args.frames`` frames of the held-out synthetic video (seed 1)."""
-    config = SyntheticVideoConfig(length=args.frames, num_classes=num_classes, seed=1, height=args.height, width=args.width)
+    """(frame, exact labels) for each of ``args.frames`` frames of the held-out synthetic video (seed 1), its objects
+    the size in pixels of the demo model's training frames, as ``dff demo`` draws them."""
+    config = SyntheticVideoConfig(
+        length=args.frames, num_classes=num_classes, seed=1, height=args.height, width=args.width, object_scale=OBJECT_SCALE
+    )
     video = SyntheticVideo(config)
     return [video.image_and_label(t) for t in range(args.frames)]
 

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo_model.safetensors"
 #: The synthetic video's default frame size (H, W). At 128×128 the tiny model's stages are bound by the cost of each
-#: call and DFF gains 1.7×; at 320×400 per-call costs matter less (measured r 0.19-0.25, 2.5-2.7× at l = 5,
-#: benchmarks/README.md).
+#: call and DFF gains 1.7×; at 320×400 per-call costs matter less (measured r 0.27-0.29, 2.1-2.4× at l = 5 on a quiet
+#: 2-core CPU, benchmarks/README.md) and the demo stays short.
 DEMO_SIZE = (320, 400)
 #: The demo model was trained on 128×128 frames: on larger ones the synthetic objects keep that size in pixels
 #: (object_scale), the scene the model knows. Objects grown with the frame made its per-frame labels 10 points worse
