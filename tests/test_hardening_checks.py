@@ -285,6 +285,7 @@ def test_without_a_checkpoint_the_perturbed_flow_is_checked_against_onnx_runtime
 
     report = check_export(workspace / "export", runtimes=("onnxruntime", "opencv"))
     perturbed = [c for c in report.comparisons if c.model == "flow" and "perturbed" in c.inputs]
-    # ONNX Runtime is the reference, so OpenCV is what is compared, on M and S that vary.
-    assert report.ok and perturbed and {c.runtime for c in perturbed} == {"opencv"}
+    # ONNX Runtime is the reference, so OpenCV is what is compared, on M and S that vary; and the graph split at conv1
+    # as the CPU backends run it (dff.runtime.key_flow_half) against the perturbed file.
+    assert report.ok and perturbed and {c.runtime for c in perturbed} == {"opencv", "key-half split (onnxruntime)"}
     assert not any(c.vacuous for c in perturbed)

@@ -19,6 +19,7 @@ from dff.quantize import QuantizeOptions, quantize_export
 from dff.quantize.accuracy import check_quantized
 from dff.quantize.calibration import calibration_set
 from dff.quantize.tensorrt_rules import check_float_graph, check_qdq_nodes, check_tensorrt_rules
+from dff.runtime.key_flow_half import split_key_half
 from tests.conftest import SHARED_DATA
 
 VIDEO = SHARED_DATA / "videos" / "vtest.avi"
@@ -109,6 +110,11 @@ def test_both_engines_run_it_within_task_tolerance(int8_export: Path, backend: s
     assert row.agreement >= 0.95, report.lines()
     assert row.miou is not None and row.float_miou is not None and row.miou_delta >= -0.01, report.lines()
     assert report.ok
+
+
+def test_int8_flow_graphs_keep_their_key_frame_input(int8_export: Path) -> None:
+    # conv1 reads quantised activations and weights: the key-half split (dff.runtime.key_flow_half) does not apply.
+    assert all(split_key_half(onnx.load(int8_export / f"{role}.onnx")) is None for role in ("flow", "propagate"))
 
 
 def test_real_frames_give_agreement_only(int8_export: Path) -> None:

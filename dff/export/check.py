@@ -21,7 +21,8 @@ The fused graphs (``key_path.onnx``, ``propagate.onnx``, where the export has th
 and run in ONNX Runtime, the engine that runs them, on every input set against the composition of the separate files
 there (feature → task; flow → warp → task), output by output; and the labels the host computes from their
 probabilities (:mod:`dff.runtime.label_tail`, what the CPU backends return) against those probabilities upsampled in
-float64.
+float64. So does ``flow.onnx`` split at its first convolution as the CPU backends run it, the key frame's half computed
+apart (:mod:`dff.runtime.key_flow_half`), against the file.
 
 A detection export's ``task.onnx`` is compared by matched detections instead, in every runtime and OpenVINO
 (:mod:`dff.export.detection_check`).
@@ -58,7 +59,9 @@ from dff.frames import FEATURE_STRIDE
 from dff.manifest import (
     FEAT,
     FLOW,
+    FRAME,
     KEY_FEAT,
+    KEY_FRAME,
     LABELS,
     PROBS,
     SCALE,
@@ -71,6 +74,7 @@ from dff.manifest import (
 )
 from dff.ops.warp import warp
 from dff.runtime.adaptive_signals import FLOW_STATS
+from dff.runtime.key_flow_half import KEY_FLOW_HALF, split_key_half
 from dff.runtime.label_tail import host_tail_possible, labels_from_probs
 from dff.sources import open_source
 
@@ -434,6 +438,7 @@ def check_export(
                 comparisons += _comparisons(role, label, inputs.name, expected, run(inputs.feeds[role]), tolerance)
     if manifest.fused_files():
         comparisons += _fused_comparisons(manifest, models, input_sets, tolerance)
+    comparisons += _key_half_comparisons(models["flow"], input_sets, tolerance)
     if any(c.vacuous for c in comparisons if c.model == "flow"):
         runtimes = [r for r in runtimes if not (checkpoint is None and r == "onnxruntime")]
         flow_notes, perturbed = _check_perturbed_flow(models["flow"], reference, input_sets, runtimes, tolerance, seed)
@@ -494,6 +499,23 @@ def _fused_comparisons(
     return comparisons
 
 
+def _key_half_comparisons(
+    flow: onnx.ModelProto, input_sets: Sequence[InputSet], tolerance: float, note: str = ""
+) -> list[Comparison]:
+    """``flow`` split at conv1 as the CPU backends run it (:mod:`dff.runtime.key_flow_half`), in ONNX Runtime, against
+    the graph itself in ONNX Runtime, on every input set; none where the graph has another form (an int8 export)."""
+    split = split_key_half(flow)
+    if split is None:
+        return []
+    whole, rest, half = (runner("onnxruntime", model) for model in (flow, split.graph, split.key_half))
+    comparisons = []
+    for inputs in input_sets:
+        feeds = inputs.feeds["flow"]
+        got = rest({FRAME: feeds[FRAME], KEY_FLOW_HALF: half({KEY_FRAME: feeds[KEY_FRAME]})[KEY_FLOW_HALF]})
+        comparisons += _comparisons("flow", "key-half split (onnxruntime)", inputs.name + note, whole(feeds), got, tolerance)
+    return comparisons
+
+
 def _is_constant(value: np.ndarray) -> bool:
     return bool(value.size == 0 or np.ptp(value.astype(np.float64)) == 0)
 
@@ -523,6 +545,7 @@ def _check_perturbed_flow(
         expected = expected_of(feeds)
         for runtime, run in runs.items():
             comparisons += _comparisons("flow", runtime, f"{inputs.name}, last layers perturbed", expected, run(feeds), tolerance)
+    comparisons += _key_half_comparisons(perturbed, input_sets, tolerance, ", last layers perturbed")
     note = (
         "flow: the reference's M and S are constant on these inputs (a fresh checkpoint's F gives M = 0, S = 1 by "
         "design), so those comparisons are vacuous; flow.onnx is compared again with the weights of its last layers "

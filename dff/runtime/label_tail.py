@@ -36,6 +36,7 @@ import onnx
 from dff.errors import ConfigError
 from dff.frames import FEATURE_STRIDE
 from dff.manifest import LABELS, PROBS, Manifest
+from dff.runtime.onnx_subgraph import subgraph
 
 #: Where a backend computes the labels: from the probabilities on the host, or the graph's own.
 LabelTail = Literal["graph", "host"]
@@ -124,21 +125,4 @@ def graph_before_tail(model: onnx.ModelProto) -> onnx.ModelProto:
     that only the labels needed (the frame-size Resize, Transpose, ArgMax, Cast) removed."""
     graph = model.graph
     values = {value.name: value for value in [*graph.output, *graph.value_info]}
-    kept = [values[name] for name in dict.fromkeys(host_tail_outputs([output.name for output in graph.output]))]
-    needed = {value.name for value in kept}
-    nodes = []
-    for node in reversed(graph.node):  # nodes are topologically sorted: walk back from the outputs
-        if needed.intersection(node.output):
-            nodes.append(node)
-            needed.update(node.input)
-    cut = onnx.helper.make_graph(
-        nodes[::-1],
-        graph.name,
-        list(graph.input),
-        kept,
-        initializer=[tensor for tensor in graph.initializer if tensor.name in needed],
-        value_info=[value for value in graph.value_info if value.name in needed and value.name not in {v.name for v in kept}],
-    )
-    result = onnx.helper.make_model(cut, opset_imports=model.opset_import, producer_name=model.producer_name)
-    result.ir_version = model.ir_version
-    return result
+    return subgraph(model, [values[name] for name in dict.fromkeys(host_tail_outputs([output.name for output in graph.output]))])
