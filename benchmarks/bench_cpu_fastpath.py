@@ -14,8 +14,9 @@ comes from that one run. Printed per configuration: mean ms per stage (a fused c
 are the ``key_path`` and ``propagate`` columns), key and non-key frame, measured r (Eq. 5) and the
 FLOP r (Eq. 6, counted from the float graphs), DFF's measured speed-up over per-frame against Eq. 7's,
 the mIoU of DFF against the exact labels and its label agreement with the reference's (float32 ONNX
-Runtime, stage by stage) DFF labels; then each configuration's key and non-key frame against the reference's. "old":
-the fused paths with the graph's label tail and (ONNX Runtime) GridSample, as before the host tail and the gathers.
+Runtime, stage by stage) DFF labels; then each configuration's key and non-key frame against the reference's. "whole F":
+the fused paths with F's conv1 on both frames every frame (``key_flow_half=False``); "old": that, with the graph's label
+tail and (ONNX Runtime) GridSample as well, as before the key half, the host tail and the gathers.
 ``--bare`` times only the graphs themselves in bare ONNX Runtime sessions (best of 15, interleaved): the
 stages against the fused graphs, and the ``--before`` export's stages.
 """
@@ -51,9 +52,12 @@ CONFIGS = {
     "ORT f32 fused": ("float", "onnxruntime", {}),
     "OV f32": ("float", "openvino", STAGED),
     "OV f32 fused": ("float", "openvino", {}),
-    # The fused paths as they ran before the host label tail and the warp's row gathers (issue 19, items 3 and 4).
-    "ORT fused old": ("float", "onnxruntime", {"label_tail": "graph", "gather_warp": False}),
-    "OV fused old": ("float", "openvino", {"label_tail": "graph"}),
+    # The fused paths without the key frame's half of F's conv1 computed once (dff.runtime.key_flow_half) and, "old", as
+    # they ran before the host label tail and the warp's row gathers as well (issue 19, items 3 and 4).
+    "ORT fused whole F": ("float", "onnxruntime", {"key_flow_half": False}),
+    "OV fused whole F": ("float", "openvino", {"key_flow_half": False}),
+    "ORT fused old": ("float", "onnxruntime", {"label_tail": "graph", "gather_warp": False, "key_flow_half": False}),
+    "OV fused old": ("float", "openvino", {"label_tail": "graph", "key_flow_half": False}),
     "OV bf16 fused": ("float", "openvino", {"precision": "bf16"}),
     "ORT int8 fused": ("int8", "onnxruntime", {}),
     "OV int8 fused": ("int8", "openvino", {}),

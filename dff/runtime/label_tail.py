@@ -44,11 +44,15 @@ LabelTail = Literal["graph", "host"]
 
 def first_max(values: np.ndarray) -> np.ndarray:
     """uint8 index of the first maximum along axis 0 of (C, n) ``values`` (as ArgMax; C comparisons of contiguous
-    rows; numpy's argmax over a leading axis took 9 ms for 4 × 244 000 values, 6-7× longer per value)."""
+    rows; numpy's argmax over a leading axis took 9 ms for 4 × 244 000 values, 6-7× longer per value). The index is
+    written through ``copyto(where=)``: a boolean-mask assignment took 1.8× as long (0.72 against 0.41 ms for
+    4 × 110 000 values)."""
     best = values[0].copy()
     index = np.zeros(values.shape[1:], np.uint8)
+    greater = np.empty(values.shape[1:], bool)
     for c in range(1, len(values)):
-        index[values[c] > best] = c
+        np.greater(values[c], best, out=greater)
+        np.copyto(index, np.uint8(c), where=greater)
         np.maximum(best, values[c], out=best)
     return index
 
