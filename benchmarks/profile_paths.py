@@ -3,7 +3,8 @@
     nice python benchmarks/profile_paths.py --export DIR [--repeats 30] [--as-files]
 
 One thread, random frames at the export's (fixed) size. By default the graphs run as the CPU backend loads them (cut
-before the label tail, the warp's GridSample as row gathers: ``dff.runtime.label_tail``, ``dff.runtime.gather_sample``);
+before the label tail, the warp's GridSample as row gathers, F reading the key frame's half of its conv1:
+``dff.runtime.label_tail``, ``dff.runtime.gather_sample``, ``dff.runtime.key_flow_half``);
 ``--as-files``: the files as exported (the frame-size tail and GridSample in the graph). Printed per path: the wall
 time of a run, the kernels' sum, and the op types' shares of it, largest first.
 """
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dff.manifest import load_manifest  # noqa: E402
 from dff.runtime.gather_sample import gather_warp  # noqa: E402
+from dff.runtime.key_flow_half import KEY_FLOW_HALF, split_key_half  # noqa: E402
 from dff.runtime.label_tail import graph_before_tail, host_tail_outputs  # noqa: E402
 
 
@@ -48,6 +50,11 @@ def main() -> None:
             outputs = ["labels"]
             if not args.as_files:
                 model, outputs = gather_warp(graph_before_tail(model))[0], list(host_tail_outputs(outputs))
+                split = split_key_half(model)
+                if split is not None:  # F reads the key frame's half of conv1, computed once per key frame
+                    model = split.graph
+                    half = ort.InferenceSession(split.key_half.SerializeToString(), providers=["CPUExecutionProvider"])
+                    feed = {**{k: v for k, v in feed.items() if k != "key_frame"}, KEY_FLOW_HALF: half.run(None, {"key_frame": key})[0]}
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
