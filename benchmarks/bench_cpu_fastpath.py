@@ -34,12 +34,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dff.benchmark.complexity import export_macs  # noqa: E402
+from dff.benchmark.complexity import dimension_values, export_macs, onnx_graph_macs  # noqa: E402
 from dff.export import ExportOptions, export_checkpoint  # noqa: E402
 from dff.manifest import load_manifest  # noqa: E402
 from dff.metrics import SegmentationScore  # noqa: E402
 from dff.quantize import QuantizeOptions, quantize_export  # noqa: E402
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, TimingSummary, open_backend  # noqa: E402
+from dff.runtime.key_flow_half import KEY_FLOW_HALF, split_key_half  # noqa: E402
 from dff.runtime.timing import predicted_speedup  # noqa: E402
 from demo_clip import DEMO_MODEL, add_clip_arguments, synthetic_clip  # noqa: E402
 
@@ -69,6 +70,7 @@ BEFORE = {"before": ("before", "onnxruntime", STAGED)}
 def bare_graphs(exports: dict[str, Path], size: tuple[int, int], threads: int, repeats: int = 15) -> None:
     """Each export's graphs in bare ONNX Runtime sessions, interleaved, best of ``repeats`` (robust to a loaded machine):
     the stages one after another against the fused graphs, per path, and r from either."""
+    import onnx
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -76,7 +78,7 @@ def bare_graphs(exports: dict[str, Path], size: tuple[int, int], threads: int, r
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     rng = np.random.default_rng(0)
     key, frame = (rng.integers(0, 256, (1, *size, 3), dtype=np.uint8) for _ in range(2))
-    runs = {}
+    runs, splits = {}, {}
     for name, directory in exports.items():
         roles = [r for r in ("feature", "flow", "warp", "task", "key_path", "propagate") if (directory / f"{r}.onnx").exists()]
         sessions = {r: ort.InferenceSession(str(directory / f"{r}.onnx"), options, providers=["CPUExecutionProvider"]) for r in roles}
@@ -92,6 +94,13 @@ def bare_graphs(exports: dict[str, Path], size: tuple[int, int], threads: int, r
         }
         for role in roles:
             runs[name, role] = (sessions[role], feeds[role])
+        split = splits[name] = split_key_half(onnx.load(directory / "flow.onnx"))
+        if split is not None:  # F as the CPU backends run it: the key frame's half of conv1 computed once per key frame
+            half_session, split_session = (ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
+                                           for m in (split.key_half, split.graph))
+            half = half_session.run(None, {"key_frame": key})[0]
+            runs[name, "key half"] = (half_session, {"key_frame": key})
+            runs[name, "flow split"] = (split_session, {KEY_FLOW_HALF: half, "frame": frame})
     best = dict.fromkeys(runs, np.inf)
     for _ in range(repeats):
         for item, (session, feed) in runs.items():
@@ -108,6 +117,17 @@ def bare_graphs(exports: dict[str, Path], size: tuple[int, int], threads: int, r
             line += (f"; fused key_path {ms['key_path']:.2f} ({key_ms / ms['key_path']:.2f}x), propagate {ms['propagate']:.2f} "
                      f"({non_key_ms / ms['propagate']:.2f}x), r {ms['propagate'] / ms['key_path']:.3f}")
         print(line)
+        macs = export_macs(exports[name], height=size[0], width=size[1])
+        rates = f"feature {macs.feature / ms['feature'] / 1e6:.1f}, flow {macs.flow / ms['flow'] / 1e6:.1f}"
+        if "flow split" in ms:
+            # The split graph's MACs: F's less the key frame's half of conv1, which the key half graph computes once.
+            stride = load_manifest(exports[name], verify=False).feature_stride
+            half_macs = macs.flow - onnx_graph_macs(splits[name].key_half, dimension_values(*size, stride))
+            rates += (f"; flow with the key half once per key frame {ms['flow split']:.2f} ms (+ {ms['key half']:.2f} once), "
+                      f"{half_macs / ms['flow split'] / 1e6:.1f} GMAC/s")
+            measured = (ms["flow split"] + ms["warp"] + ms["task"]) / key_ms
+            rates += f", r {measured:.3f} = {measured / macs.r_flops:.2f}x FLOP r {macs.r_flops:.4f}"
+        print(f"    GMAC/s: {rates}")
 
 
 def main() -> None:

@@ -33,3 +33,21 @@ def test_bench_streams_compares_backends_with_labels_equal_to_alone():
     assert [row[0] for row in rows] == ["1", "2", "1", "2"]  # S = 1, 2 on each backend
     assert all(float(row[-1]) == 1.0 for row in rows)  # every stream's labels equal its own run alone
     assert "onnxruntime CPU" in out and "openvino CPU" in out
+
+
+def test_bare_graphs_show_each_networks_rate_and_f_with_the_key_half():
+    out = run_script("bench_cpu_fastpath.py", "--bare", "--height", "64", "--width", "96")
+    line = next(text for text in out.splitlines() if "GMAC/s:" in text)
+    assert re.search(r"feature \d+\.\d, flow \d+\.\d; flow with the key half once per key frame \d+\.\d+ ms", line), line
+    assert re.search(r"r \d\.\d+ = \d+\.\d+x FLOP r", line), line
+
+
+def test_profile_paths_profiles_both_paths_as_the_backend_loads_them(tmp_path: Path):
+    from dff.commands.demo import DEMO_MODEL
+    from dff.export import ExportOptions, export_checkpoint
+
+    export_checkpoint(DEMO_MODEL, tmp_path / "export", ExportOptions(height=64, width=96))
+    out = run_script("profile_paths.py", "--export", str(tmp_path / "export"), "--repeats", "2")
+    lines = {line.split()[1].rstrip(":"): line for line in out.splitlines() if line.startswith("64x96")}
+    assert set(lines) == {"key_path", "propagate"}
+    assert all(re.search(r"wall \d+\.\d+ ms, kernels \d+\.\d+ ms: \w+ \d+\.\d%", line) and "Conv" in line for line in lines.values())

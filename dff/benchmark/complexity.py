@@ -48,12 +48,13 @@ def dimension_values(height: int, width: int, stride: int) -> dict[str, int]:
     return {"N": 1, "H": height, "W": width, f"H/{stride}": height // stride, f"W/{stride}": width // stride}
 
 
-def onnx_graph_macs(path: str | Path, dimensions: dict[str, int]) -> int:
-    """MACs of one pass of the ONNX graph at ``path`` with its inputs' named dimensions set from ``dimensions``."""
+def onnx_graph_macs(path: str | Path | onnx.ModelProto, dimensions: dict[str, int]) -> int:
+    """MACs of one pass of the ONNX graph at ``path`` (or a model in memory) with its inputs' named dimensions set from
+    ``dimensions``."""
     import numpy as np
     import onnx
 
-    model = onnx.load(str(path))
+    model = onnx.load(str(path)) if not isinstance(path, onnx.ModelProto) else onnx.ModelProto.FromString(path.SerializeToString())
     for value in model.graph.input:
         for dim in value.type.tensor_type.shape.dim:
             if dim.HasField("dim_param"):

@@ -1,9 +1,10 @@
 """F's key-frame half, computed once per key frame: the flow graphs rewritten in memory when a CPU backend loads them.
 
 F(I_k, I_i) concatenates the two frames (each cast, transposed and average-pooled) on channels, normalises them per
-channel and convolves them with conv1, a 7×7 convolution on the 6 channels. Until the LeakyReLU after it everything is
-linear per half, so conv1(concat(c, k)) + b = conv1_c(c) + b + conv1_k(k), with conv1_c and conv1_k the weights of the
-current and the key frame's channels. The key frame's half, conv1_k of its normalised pooled pixels, is the same for
+channel and convolves them with conv1, a 7×7 convolution on the 6 channels. A convolution sums over its input channels
+and everything before it works on each frame's channels apart, so conv1(concat(c, k)) + b = conv1_c(c) + b +
+conv1_k(k), with conv1_c and conv1_k the weights of the current and the key frame's channels (zero padding pads each
+half alike). The key frame's half, conv1_k of its normalised pooled pixels, is the same for
 every frame propagated from that key frame: the rewritten graphs take it as an input, ``key_flow_half``, in place of
 ``key_frame``, and a small graph computes it from a key frame once. On the demo model at 320×400 conv1 was 19% of the
 propagation graph's kernel time and the key frame's preprocessing (Cast, Transpose, AveragePool) another 9%.
@@ -35,7 +36,7 @@ from dff.runtime.onnx_subgraph import subgraph
 
 #: The rewritten graphs' input in place of ``key_frame``, and the key-half graph's output: (N, C1, H/4, W/4).
 KEY_FLOW_HALF = "key_flow_half"
-#: Nodes that may stand between the concatenation and conv1: per-channel constants, and casts.
+#: Nodes that may stand between the concatenation and conv1: elementwise with per-channel constants, and casts.
 _CHANNELWISE = ("Sub", "Mul", "Add", "Div")
 
 
