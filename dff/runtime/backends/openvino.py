@@ -98,12 +98,12 @@ def _read_split(path: Path, role: str, entry: ModelFile) -> tuple[ov.Model, ov.M
     it and the half's interface; None where the graph has another form."""
     try:
         split = split_key_half(onnx.load(path))
-    except DecodeError as error:
+        if split is None:
+            return None
+        frontend = FrontEndManager().load_by_framework("onnx")
+        graph, key_half = (frontend.convert(frontend.load(io.BytesIO(part.SerializeToString()))) for part in (split.graph, split.key_half))
+    except (DecodeError, GeneralFailure, OpConversionFailure, OpValidationFailure, RuntimeError) as error:
         raise invalid_model(path, role, error) from None
-    if split is None:
-        return None
-    frontend = FrontEndManager().load_by_framework("onnx")
-    graph, key_half = (frontend.convert(frontend.load(io.BytesIO(part.SerializeToString()))) for part in (split.graph, split.key_half))
     _check_outputs(graph, path, role, entry)
     return graph, key_half, split.spec
 
@@ -206,19 +206,22 @@ class OpenVINOBackend(Backend):
             # The key features and the task's outputs; the task's outputs and F's statistics.
             self._returned |= {"key_path": (names.FEAT, *self._returned["task"]), "propagate": (*self._returned["task"], *stats)}
         self.fused_paths = "key_path" in self._files and "propagate" in self._files
-        # Read once; each frame size compiles a reshaped clone.
-        self._models = {role: _read_model(directory / entry.file, role, entry) for role, entry in self._files.items()}
-        self._inputs = {role: entry.inputs for role, entry in self._files.items()}
+        # Read once; each frame size compiles a reshaped clone. F's graphs split at conv1 where they allow it.
+        split_roles = ("flow", "propagate") if (on_cpu if key_flow_half is None else key_flow_half) else ()
+        self._models: dict[str, ov.Model] = {}
+        self._inputs: dict[str, tuple[TensorSpec, ...]] = {}
         #: Whether F's graphs read the key frame's half of conv1, computed once per key frame (as the ONNX Runtime
         #: backend's ``key_flow_half``; 0.82-0.86x the time of the demo model's propagation graph at 320x400).
         self.key_flow_half = False
-        for role in ("flow", "propagate") if (on_cpu if key_flow_half is None else key_flow_half) else ():
-            split = _read_split(directory / self._files[role].file, role, self._files[role]) if role in self._files else None
-            if split is not None:
-                self._models[role], self._models[KEY_FLOW_HALF], half = split
-                self._inputs[role] = tuple(half if spec.name == names.KEY_FRAME else spec for spec in self._inputs[role])
-                self._inputs[KEY_FLOW_HALF] = tuple(spec for spec in self._files[role].inputs if spec.name == names.KEY_FRAME)
-                self.key_flow_half = True
+        for role, entry in self._files.items():
+            split = _read_split(directory / entry.file, role, entry) if role in split_roles else None
+            if split is None:
+                self._models[role], self._inputs[role] = _read_model(directory / entry.file, role, entry), entry.inputs
+                continue
+            self._models[role], self._models[KEY_FLOW_HALF], half = split
+            self._inputs[role] = tuple(half if spec.name == names.KEY_FRAME else spec for spec in entry.inputs)
+            self._inputs[KEY_FLOW_HALF] = tuple(spec for spec in entry.inputs if spec.name == names.KEY_FRAME)
+            self.key_flow_half = True
         self._returned[KEY_FLOW_HALF] = (KEY_FLOW_HALF,)
         self._key_halves = KeyHalves(lambda frames: [self._network(KEY_FLOW_HALF, frame).run({names.KEY_FRAME: frame})[0] for frame in frames])
         if self.label_tail == "host":
