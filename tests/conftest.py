@@ -39,6 +39,18 @@ def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "export"
 
 
+@pytest.fixture(scope="module")
+def demo_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped demo model exported for frames 64x64 to 256x320 (one per test module): trained weights, so F's flow
+    depends on both frames (a fresh F outputs M = 0 and S = 1 whatever it sees)."""
+    from dff.commands.demo import DEMO_MODEL
+    from dff.export import ExportOptions, export_checkpoint
+
+    out = tmp_path_factory.mktemp("demo") / "export"
+    export_checkpoint(DEMO_MODEL, out, ExportOptions(min_size=(64, 64), max_size=(256, 320)))
+    return out
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
     """One thread for tiny models (a second one mostly waits for a busy core); other tests get theirs back."""

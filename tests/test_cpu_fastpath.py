@@ -25,12 +25,6 @@ from tests.helpers import vtest_frames
 SIZE = (128, 160)
 
 
-@pytest.fixture(scope="module")
-def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("fastpath") / "export"
-    export_checkpoint(DEMO_MODEL, out, ExportOptions(min_size=(64, 64), max_size=(256, 320)))
-    return out
-
 
 def _engines(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
     """Every output of ``path`` on ``feeds``, in ONNX Runtime and in OpenVINO (f32)."""
@@ -42,57 +36,57 @@ def _engines(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, list[np.ndar
     return {"onnxruntime": session.run(None, feeds), "openvino": [result[o] for o in compiled.outputs]}
 
 
-def test_task_labels_equal_the_nchw_argmax(export: Path) -> None:
+def test_task_labels_equal_the_nchw_argmax(demo_export: Path) -> None:
     model, config = load_checkpoint(DEMO_MODEL)
-    argmax = [n for n in onnx.load(export / "task.onnx").graph.node if n.op_type == "ArgMax"]
+    argmax = [n for n in onnx.load(demo_export / "task.onnx").graph.node if n.op_type == "ArgMax"]
     assert [a.i for n in argmax for a in n.attribute if a.name == "axis"] == [3]  # the innermost (contiguous) axis
     rng = np.random.default_rng(0)
     feat = np.abs(rng.standard_normal((2, config.channels, SIZE[0] // FEATURE_STRIDE, SIZE[1] // FEATURE_STRIDE))).astype(np.float32)
     with torch.no_grad():
         probs = model.task_net(torch.from_numpy(feat)).softmax(dim=1)
         expected = F.interpolate(probs, scale_factor=FEATURE_STRIDE, mode="bilinear", align_corners=False).argmax(dim=1)
-    for engine, outputs in _engines(export / "task.onnx", {"feat": feat}).items():
+    for engine, outputs in _engines(demo_export / "task.onnx", {"feat": feat}).items():
         labels = outputs[2]
         assert labels.dtype == np.uint8 and labels.shape == (2, *SIZE)  # the export's contract: uint8 labels
         assert np.array_equal(labels, expected.numpy()), engine
 
 
-def test_flow_normalised_after_halving_equals_normalised_before(export: Path) -> None:
+def test_flow_normalised_after_halving_equals_normalised_before(demo_export: Path) -> None:
     model, config = load_checkpoint(DEMO_MODEL)
     key, current = (frame[None] for frame in vtest_frames(2, SIZE, start=40))
     normalize = FrameNormalizer(mean=config.mean, std=config.std, layout="nhwc_bgr")
     with torch.no_grad():  # the published order: normalise both frames, then F (which halves them)
         expected = model.flow_net(*(normalize(torch.from_numpy(f).float()) for f in (key, current)))
-    nodes = [n.op_type for n in onnx.load(export / "flow.onnx").graph.node]
+    nodes = [n.op_type for n in onnx.load(demo_export / "flow.onnx").graph.node]
     before_f = nodes[: nodes.index("Conv")]  # the preprocessing: one normalisation, after the halving
     assert before_f.index("AveragePool") < before_f.index("Sub") and before_f.count("Sub") == 1
-    for engine, outputs in _engines(export / "flow.onnx", {"key_frame": key, "frame": current}).items():
+    for engine, outputs in _engines(demo_export / "flow.onnx", {"key_frame": key, "frame": current}).items():
         for got, want in zip(outputs, expected):
             want = want.numpy()
             assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max(), engine
 
 
-def test_feature_graph_reads_bgr_without_a_flip(export: Path) -> None:
+def test_feature_graph_reads_bgr_without_a_flip(demo_export: Path) -> None:
     model, config = load_checkpoint(DEMO_MODEL)
     (frame,) = (f[None] for f in vtest_frames(1, SIZE, start=40))
     normalize = FrameNormalizer(mean=config.mean, std=config.std, layout="nhwc_bgr")
     with torch.no_grad():  # the published order: BGR -> RGB, normalise, N_feat
         expected = model.feature_net(normalize(torch.from_numpy(frame).float())).numpy()
-    assert "Slice" not in {n.op_type for n in onnx.load(export / "feature.onnx").graph.node}
-    for engine, (feat,) in _engines(export / "feature.onnx", {"frame": frame}).items():
+    assert "Slice" not in {n.op_type for n in onnx.load(demo_export / "feature.onnx").graph.node}
+    for engine, (feat,) in _engines(demo_export / "feature.onnx", {"frame": frame}).items():
         assert np.abs(feat - expected).max() <= 1e-5 * np.abs(expected).max(), engine
 
 
-def test_fixed_size_flow_graph_has_no_crops_and_equal_outputs(export: Path, tmp_path: Path) -> None:
+def test_fixed_size_flow_graph_has_no_crops_and_equal_outputs(demo_export: Path, tmp_path: Path) -> None:
     # 128x256 needs no crop (every skip of the decoder is even); 128x160 does (the export above crops at run time).
     size = (128, 256)
     fixed = tmp_path / "fixed"
     export_checkpoint(DEMO_MODEL, fixed, ExportOptions(height=size[0], width=size[1]))
     nodes = {n.op_type for n in onnx.load(fixed / "flow.onnx").graph.node}
-    assert "Slice" not in nodes and "Slice" in {n.op_type for n in onnx.load(export / "flow.onnx").graph.node}
+    assert "Slice" not in nodes and "Slice" in {n.op_type for n in onnx.load(demo_export / "flow.onnx").graph.node}
     key, current = (frame[None] for frame in vtest_frames(2, size, start=40))
     feeds = {"key_frame": key, "frame": current}
-    dynamic = _engines(export / "flow.onnx", feeds)["onnxruntime"]
+    dynamic = _engines(demo_export / "flow.onnx", feeds)["onnxruntime"]
     for engine, outputs in _engines(fixed / "flow.onnx", feeds).items():
         for got, want in zip(outputs, dynamic, strict=True):
             assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max(), engine

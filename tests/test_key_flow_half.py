@@ -14,19 +14,10 @@ import onnxruntime as ort
 import pytest
 from helpers import vtest_frames
 
-from dff.commands.demo import DEMO_MODEL
-from dff.export import ExportOptions, export_checkpoint
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, MultiStreamRuntime, open_backend
 from dff.runtime.key_flow_half import KEY_FLOW_HALF, split_key_half
 
 SIZE = (128, 160)
-
-
-@pytest.fixture(scope="module")
-def demo_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "export"
-    export_checkpoint(DEMO_MODEL, out, ExportOptions(min_size=(64, 64), max_size=(256, 320)))
-    return out
 
 
 def _session(model: onnx.ModelProto) -> ort.InferenceSession:

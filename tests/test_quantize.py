@@ -11,9 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 from dff.cli import main
-from dff.commands.demo import DEMO_MODEL
 from dff.errors import ConfigError, ExportError
-from dff.export import ExportOptions, export_checkpoint
 from dff.manifest import MANIFEST_NAME, load_manifest, sha256_file
 from dff.quantize import QuantizeOptions, quantize_export
 from dff.quantize.accuracy import check_quantized
@@ -27,21 +25,14 @@ SIZE = (128, 160)
 
 
 @pytest.fixture(scope="module")
-def float_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("float") / "export"
-    export_checkpoint(DEMO_MODEL, out, ExportOptions(min_size=(64, 64), max_size=(256, 320)))
-    return out
-
-
-@pytest.fixture(scope="module")
-def int8_export(float_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def int8_export(demo_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("int8") / "export"
-    quantize_export(float_export, VIDEO, out, QuantizeOptions(frames=16, key_interval=4, size=SIZE))
+    quantize_export(demo_export, VIDEO, out, QuantizeOptions(frames=16, key_interval=4, size=SIZE))
     return out
 
 
-def test_calibration_takes_the_runtimes_frames_and_key_current_pairs(float_export: Path) -> None:
-    manifest = load_manifest(float_export)
+def test_calibration_takes_the_runtimes_frames_and_key_current_pairs(demo_export: Path) -> None:
+    manifest = load_manifest(demo_export)
     calibration = calibration_set(VIDEO, sizes=manifest.sizes, class_names=manifest.class_names, count=9, key_interval=4, size=SIZE)
     assert len(calibration.frames) == 9 and calibration.size == SIZE
     assert all(f.shape == (1, *SIZE, 3) and f.dtype == np.uint8 for f in calibration.frames)
@@ -56,15 +47,15 @@ def test_calibration_takes_the_runtimes_frames_and_key_current_pairs(float_expor
     assert native.size == manifest.sizes.nearest(360, 480)
 
 
-def test_int8_export_is_complete_and_records_its_float_export(float_export: Path, int8_export: Path) -> None:
+def test_int8_export_is_complete_and_records_its_float_export(demo_export: Path, int8_export: Path) -> None:
     manifest = load_manifest(int8_export)  # verifies every file's SHA-256
     record = manifest.quantization
     assert record is not None and record.networks == ("feature", "flow")
-    assert Path(record.float_export) == float_export.resolve()
-    assert record.float_manifest_sha256 == sha256_file(float_export / MANIFEST_NAME)
+    assert Path(record.float_export) == demo_export.resolve()
+    assert record.float_manifest_sha256 == sha256_file(demo_export / MANIFEST_NAME)
     assert (record.calibration_frames, record.calibration_pairs, record.calibration_size) == (16, 12, SIZE)
-    assert load_manifest(float_export).quantization is None
-    float_files = load_manifest(float_export).files()
+    assert load_manifest(demo_export).quantization is None
+    float_files = load_manifest(demo_export).files()
     for role, entry in manifest.files().items():
         assert (entry.inputs, entry.outputs) == (float_files[role].inputs, float_files[role].outputs)
         ops = {node.op_type for node in onnx.load(int8_export / entry.file).graph.node}
@@ -87,7 +78,7 @@ def test_weights_are_per_channel_symmetric_int8(int8_export: Path) -> None:
     assert activations and all(constants[n.input[1]].ndim == 0 and not constants[n.input[2]].any() for n in activations)
 
 
-def test_tensorrt_rules_pass_and_catch_violations(int8_export: Path, float_export: Path) -> None:
+def test_tensorrt_rules_pass_and_catch_violations(int8_export: Path, demo_export: Path) -> None:
     report = check_tensorrt_rules(int8_export)
     assert report.ok, report.violations
     assert any("GridSample kept float" in line for line in report.checked)
@@ -99,7 +90,7 @@ def test_tensorrt_rules_pass_and_catch_violations(int8_export: Path, float_expor
     assert any("zero point must be int8 zeros" in line for line in check_qdq_nodes(model, "feature.onnx"))
     # Q/DQ in the warp graph (on GridSample's input) are refused.
     int8_feature = onnx.load(int8_export / "feature.onnx")
-    assert check_float_graph(onnx.load(float_export / "warp.onnx"), "warp.onnx") == []
+    assert check_float_graph(onnx.load(demo_export / "warp.onnx"), "warp.onnx") == []
     assert check_float_graph(int8_feature, "warp.onnx")
 
 
@@ -123,9 +114,9 @@ def test_real_frames_give_agreement_only(int8_export: Path) -> None:
     assert row.miou is None and row.miou_delta is None and 0.9 <= row.agreement <= 1.0
 
 
-def test_cli_quantize_then_check(float_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_quantize_then_check(demo_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "int8"
-    assert main(["quantize", str(float_export), "--calibrate", str(VIDEO), "--out", str(out), "--frames", "8", "--size", "128x160"]) == 0
+    assert main(["quantize", str(demo_export), "--calibrate", str(VIDEO), "--out", str(out), "--frames", "8", "--size", "128x160"]) == 0
     assert "calibrated on 8 frames and 6 key/current pairs of 128x160" in capsys.readouterr().out
     assert main(["check", str(out), "--backends", "onnxruntime"]) == 0
     text = capsys.readouterr().out
@@ -133,7 +124,7 @@ def test_cli_quantize_then_check(float_export: Path, tmp_path: Path, capsys: pyt
     # An impossible tolerance fails the check with exit status 1.
     assert main(["check", str(out), "--backends", "onnxruntime", "--min-agreement", "100.01"]) == 1
     # A non-empty --out is refused, in one line, and left as it was.
-    assert main(["quantize", str(float_export), "--calibrate", str(VIDEO), "--out", str(out)]) == 2
+    assert main(["quantize", str(demo_export), "--calibrate", str(VIDEO), "--out", str(out)]) == 2
     assert "is not empty" in capsys.readouterr().err
     # An int8 export is not quantized again.
     assert main(["quantize", str(out), "--calibrate", str(VIDEO), "--out", str(tmp_path / "again")]) == 2
@@ -145,7 +136,7 @@ def test_moved_float_export_is_named(int8_export: Path, tmp_path: Path) -> None:
         check_quantized(int8_export, float_export=tmp_path, backends=("onnxruntime",))
 
 
-def test_failed_quantization_leaves_nothing(float_export: Path, tmp_path: Path) -> None:
+def test_failed_quantization_leaves_nothing(demo_export: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="calibration method"):
-        quantize_export(float_export, VIDEO, tmp_path / "int8", QuantizeOptions(frames=4, size=SIZE, method="bogus"))  # type: ignore[arg-type]
+        quantize_export(demo_export, VIDEO, tmp_path / "int8", QuantizeOptions(frames=4, size=SIZE, method="bogus"))  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
