@@ -45,10 +45,11 @@ def miou_of(export: Path, interval: int, frames: int, seed: int, size: tuple[int
 
 def test_demo_on_the_synthetic_video(checkpoint, tmp_path, capsys):
     assert main(["demo", "--checkpoint", str(checkpoint), "--frames", "12", "--key-interval", "4", "--seed", "3",
-                 "--height", "128", "--width", "160", "--out", str(tmp_path), "--no-progress"]) == 0
+                 "--height", "128", "--width", "160", "--out", str(tmp_path), "--no-progress", "--threads", "2"]) == 0
     printed = capsys.readouterr().out
     rows = table(printed)
     assert set(rows) == {"DFF (l = 4)", "per-frame"}
+    assert "ONNX Runtime on the CPU, 2 threads (--threads)" in printed
     for name, interval in (("DFF (l = 4)", 4), ("per-frame", 1)):
         expected = miou_of(tmp_path / "export", interval, 12, 3, (128, 160))
         assert float(rows[name][1].rstrip("%")) == pytest.approx(100 * expected, abs=0.051)
@@ -72,6 +73,13 @@ def test_demo_on_a_video_has_no_accuracy(checkpoint, tmp_path, capsys):
     assert {miou for _, miou in table(printed).values()} == {"n/a"}
     assert "no ground truth for --video" in printed and "DFF labels agree with per-frame labels" in printed
     assert len(decode_all(tmp_path / "out" / "overlay.mp4")) == 6
+
+
+def test_threads_must_be_positive(tmp_path, capsys):
+    assert main(["demo", "--threads", "0", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "need --threads >= 1, got 0" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_checkpoint(tmp_path, capsys):

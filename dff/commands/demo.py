@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--height", type=int, default=DEMO_SIZE[0], help=f"synthetic frame height (default {DEMO_SIZE[0]})")
     parser.add_argument("--width", type=int, default=DEMO_SIZE[1], help=f"synthetic frame width (default {DEMO_SIZE[1]})")
     parser.add_argument("--seed", type=int, default=1, help="synthetic video seed (default 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="ONNX Runtime threads of the DFF and per-frame runs (default 1: one core per stream, as a server "
+                        "running many streams gives each, and as the fast-path table runs; 0 is refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-fast-path", action="store_true",
                         help="skip the comparison of bf16 and int8 configurations with the float32 baseline")
@@ -73,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.key_interval >= 1 and args.frames >= 2):
         raise ConfigError(f"need --key-interval >= 1 and --frames >= 2, got {args.key_interval} and {args.frames}")
+    if args.threads < 1:
+        raise ConfigError(f"need --threads >= 1, got {args.threads} (1 runs each engine on one core, as the default does)")
     checkpoint = Path(args.checkpoint) if args.checkpoint else DEMO_MODEL
     if not checkpoint.is_file():
         raise CheckpointError(
@@ -93,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"exported to {out / 'export'} in {time.perf_counter() - start:.1f} s")
 
     source, labels = _video(args, model.num_classes)
-    with open_backend("onnxruntime", model=out / "export") as backend:
+    with open_backend("onnxruntime", model=out / "export", threads=args.threads) as backend:
         dff = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(args.key_interval))
         per_frame = DeepFeatureFlowRuntime(backend=backend, scheduler=FixedInterval(1))
         scores = {name: SegmentationScore(model.num_classes) for name in ("dff", "per-frame")}
@@ -119,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     summary = TimingSummary.of(timings["dff"], interval=args.key_interval)
     baseline = TimingSummary.of(timings["per-frame"], interval=1)
     print()
+    print(f"ONNX Runtime on the CPU, {args.threads} thread{'s' if args.threads > 1 else ''} (--threads), DFF and per-frame on the same frames:")
     print(f"{'':18s} {'fps':>8s} {'ms/frame':>9s} {'mIoU':>7s}")
     for outcome, stats in zip(outcomes, (summary, baseline)):
         miou = "n/a" if outcome.miou is None else f"{100 * outcome.miou:.1f}%"
