@@ -18,9 +18,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dff.errors import ExportError
 from dff.manifest import MANIFEST_NAME, load_manifest
+
+if TYPE_CHECKING:
+    import onnx
 
 
 @dataclass(frozen=True)
