@@ -203,7 +203,7 @@ def main() -> int:
     # Every n-th held-out frame from the 10th on: each has its l = 10 pairs inside the held-out part.
     annotated = [AnnotatedFrames(held_out, range(KEY_INTERVAL - 1, len(held_out), args.annotate_every))]
     results = []
-    print("| method | l | mAP@0.5 vs pseudo-boxes (%) | pairs |\n|---|---|---|---|")
+    print("| method | l | mAP@0.5 vs the held-out boxes (%) | pairs |\n|---|---|---|---|")
     methods = [
         ("Frame", frame_model, "frame", 1), ("DFF's N on every frame", dff_model, "frame", 1), ("DFF", dff_model, "dff", KEY_INTERVAL),
         ("copy (Frame's N)", frame_model, "copy", KEY_INTERVAL), ("copy (DFF's N)", dff_model, "copy", KEY_INTERVAL),
@@ -215,7 +215,7 @@ def main() -> int:
         print(f"| {method} | {r.key_interval} | {100 * r.mean_ap:.1f} | {r.pairs} |", flush=True)
     print(f"\nstability over frames {frames_held.start}:{frames_held.stop}, l = {KEY_INTERVAL}, score >= {args.score}")
     print("| mode | into key: mean IoU | into key: matched | into non-key: mean IoU | into non-key: matched "
-          "| key boxes on a pseudo-box | non-key boxes on a pseudo-box |\n|---|---|---|---|---|---|---|")
+          "| key boxes on a held-out box | non-key boxes on a held-out box |\n|---|---|---|---|---|---|---|")
     rows = []
     # References: Frame's N on every frame (l = 1, every step into a key frame), and the boxes themselves.
     for mode, model, l in [("dff", dff_model, KEY_INTERVAL), ("copy", dff_model, KEY_INTERVAL), ("frame (l = 1)", frame_model, 1)]:
