@@ -62,7 +62,7 @@ MIN_PIXELS, MIN_SIDE = 60, 6
 
 @dataclass(frozen=True)
 class RealClip:
-    """A clip's frames at the network's size, each frame's boxes, and which frames train (the later ones are held out)."""
+    """A clip's frames at the network's size, each frame's boxes, the frames that train and those held out."""
 
     name: str
     source: str  # what detection_stability.py reads: a video or a frame folder
@@ -79,7 +79,7 @@ class RealClip:
 
 def vtest_clip(source: str, short_side: int, train_end: int) -> RealClip:
     """vtest.avi with MOG2 pseudo-boxes of class "mover"; frames WARM_UP … ``train_end`` − 1 train."""
-    frames, boxes = pseudo_boxed_frames(source, short_side)
+    frames, boxes = mog2_boxed_frames(source, short_side)
     return RealClip(Path(source).name, source, frames, boxes, ("background", "mover"), (range(WARM_UP, train_end),), range(train_end, len(frames)))
 
 
@@ -103,8 +103,8 @@ def camvid_clip(root: str, short_side: int, train_end: int) -> RealClip:
     )
 
 
-#: The jets clip: frames 60 … 99 held out, 10 frames apart from both training parts (the jets separate there; from
-#: about frame 100 on they fly so close that their dark regions merge).
+#: The jets clip: frames 60 … 99 held out, 10 frames apart from both training parts (the jets are apart there but
+#: for one touching pair from about frame 80; from about frame 100 on most of them fly so close that their regions merge).
 JETS_TRAIN, JETS_HELD_OUT = (range(0, 50), range(110, 144)), range(60, 100)
 
 
@@ -127,7 +127,7 @@ def jets_clip(root: str, short_side: int) -> RealClip:
     return RealClip(Path(root).name, root, frames, boxes, ("background", "jet"), JETS_TRAIN, JETS_HELD_OUT)
 
 
-def pseudo_boxed_frames(source: str, short_side: int) -> tuple[list[np.ndarray], list[FrameBoxes]]:
+def mog2_boxed_frames(source: str, short_side: int) -> tuple[list[np.ndarray], list[FrameBoxes]]:
     """Every frame of ``source`` resized to the network's size and its MOG2 foreground boxes (empty during the warm-up)."""
     subtractor = cv2.createBackgroundSubtractorMOG2(history=200, varThreshold=25, detectShadows=True)
     # Opening removes speckle; closing with a tall element joins a walker's head, body and legs into one region.
