@@ -1,6 +1,7 @@
 """Do boxes stay on moving content through non-key frames? Frame-to-frame box stability of DFF and copy on real video.
 
-Runs a trained detector (``benchmarks/detection.py``'s, synthetic classes) over a real clip with
+Runs a trained detector (``benchmarks/detection.py``'s of synthetic classes, or ``benchmarks/detection_real.py``'s,
+trained on a real clip's own boxes) over a real clip with
 Algorithm 1 at key frame duration l: key frames every l-th frame, non-key frames from f_k
 propagated by F (``dff``) or reused unchanged (``copy``). Between each pair of consecutive frames
 the confident boxes (score ≥ ``--score``) of one class are matched greedily by IoU (best first,
@@ -10,6 +11,8 @@ stand still through the non-key frames and jump at the next key frame; boxes tha
 content move a little every step.
 
     nice python benchmarks/detection_stability.py ../shared/data/imagenet_vid_val_00007010 ../shared/data/videos/vtest.avi
+    nice python benchmarks/detection_stability.py ../shared/data/videos/vtest.avi --model runs/detection-real/dff/model.safetensors \
+        --frames 550:795 --score 0.5 --overlay /tmp/stability   # detection_real.py's walker detector on its held-out frames
 """
 
 from __future__ import annotations
