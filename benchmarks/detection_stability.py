@@ -1,6 +1,7 @@
 """Do boxes stay on moving content through non-key frames? Frame-to-frame box stability of DFF and copy on real video.
 
-Runs a trained detector (``benchmarks/detection.py``'s, synthetic classes) over a real clip with
+Runs a trained detector (``benchmarks/detection.py``'s of synthetic classes, or ``benchmarks/detection_real.py``'s,
+trained on a real clip's own boxes) over a real clip with
 Algorithm 1 at key frame duration l: key frames every l-th frame, non-key frames from f_k
 propagated by F (``dff``) or reused unchanged (``copy``). Between each pair of consecutive frames
 the confident boxes (score ≥ ``--score``) of one class are matched greedily by IoU (best first,
@@ -10,12 +11,15 @@ stand still through the non-key frames and jump at the next key frame; boxes tha
 content move a little every step.
 
     nice python benchmarks/detection_stability.py ../shared/data/imagenet_vid_val_00007010 ../shared/data/videos/vtest.avi
+    nice python benchmarks/detection_stability.py ../shared/data/videos/vtest.avi --model runs/detection-real/dff/model.safetensors \
+        --frames 550:795 --score 0.5 --overlay /tmp/stability   # detection_real.py's walker detector on its held-out frames
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +32,7 @@ import torch  # noqa: E402
 
 from dff.data.pairs import image_tensor  # noqa: E402
 from dff.detection.boxes import box_iou  # noqa: E402
+from dff.detection.ground_truth import FrameBoxes  # noqa: E402
 from dff.detection.head import Detections  # noqa: E402
 from dff.detection.train import load_detector  # noqa: E402
 from dff.models.preprocess import FrameNormalizer  # noqa: E402
@@ -44,6 +49,9 @@ class Stability:
     key_matched: float
     non_key_iou: float
     non_key_matched: float
+    #: Share of the confident boxes of key / non-key frames that have IoU >= 0.5 with a box of ``truth`` (nan without truth).
+    key_on_truth: float = float("nan")
+    non_key_on_truth: float = float("nan")
 
 
 def matched_ious(a: Detections, b: Detections, *, min_iou: float = 0.1) -> tuple[list[float], int]:
@@ -68,21 +76,46 @@ def frame_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     return max(16, round(height * scale / 16) * 16), max(16, round(width * scale / 16) * 16)
 
 
+def frame_range(text: str) -> range:
+    """``--frames``: ``N`` is the first N frames, ``START:END`` frames START … END − 1."""
+    start, _, end = text.rpartition(":")
+    try:
+        frames = range(int(start or 0), int(end))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--frames must be N or START:END (frame indices), got {text!r}") from None
+    if not (len(frames) >= 2):
+        raise argparse.ArgumentTypeError(f"--frames must hold at least 2 frames, got {text!r}")
+    return frames
+
+
+def on_truth(found: Detections, truth: FrameBoxes) -> tuple[int, int]:
+    """How many of ``found``'s boxes have IoU >= 0.5 with some box of ``truth`` (any class), and how many boxes there are."""
+    if not (len(found.boxes) and len(truth.boxes)):
+        return 0, len(found.boxes)
+    return int((box_iou(found.boxes, torch.from_numpy(truth.boxes)).amax(dim=1) >= 0.5).sum()), len(found.boxes)
+
+
 @torch.inference_mode()
 def stability(
-    model, source: str, *, mode: str, key_interval: int, short_side: int, score: float, mean, std, limit: int, overlay: Path | None = None
+    model, source: str, *, mode: str, key_interval: int, short_side: int, score: float, mean, std, frames: range,
+    overlay: Path | None = None, truth: Callable[[int], FrameBoxes] | None = None,
 ) -> Stability:
+    """Key frames are the frames of ``frames`` whose index is a multiple of ``key_interval`` (and the first);
+    ``truth(index)`` gives a frame's boxes at the network's frame size, for the share of boxes on them."""
     normalizer = FrameNormalizer(mean=mean, std=std)
     head = model.task_net
     previous: Detections | None = None
     steps: dict[bool, tuple[list[float], list[int]]] = {True: ([], []), False: ([], [])}
+    hits: dict[bool, list[int]] = {True: [0, 0], False: [0, 0]}
     key_feat = key = None
     for frame in open_source(source):
-        if frame.index >= limit:
+        if frame.index >= frames.stop:
             break
+        if frame.index < frames.start:
+            continue
         height, width = frame_size(*frame.image.shape[:2], short_side)
         tensor = normalizer(image_tensor(cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA))[None])
-        is_key = frame.index % key_interval == 0
+        is_key = frame.index % key_interval == 0 or key_feat is None
         if is_key:
             key, key_feat = tensor, model.key(tensor)
             feat = key_feat
@@ -91,6 +124,9 @@ def stability(
         found = head.detect(model.task(feat))[0]
         confident = found.scores >= score
         found = Detections(boxes=found.boxes[confident], scores=found.scores[confident], classes=found.classes[confident])
+        if truth is not None:
+            for n, count in enumerate(on_truth(found, truth(frame.index))):
+                hits[is_key][n] += count
         if previous is not None:
             ious, boxes = matched_ious(previous, found)
             steps[is_key][0].extend(ious)
@@ -105,7 +141,11 @@ def stability(
         return (float(np.mean(ious)) if ious else float("nan")), (matched / boxes if boxes else float("nan"))
 
     (key_iou, key_matched), (non_key_iou, non_key_matched) = summary(True), summary(False)
-    return Stability(key_iou=key_iou, key_matched=key_matched, non_key_iou=non_key_iou, non_key_matched=non_key_matched)
+    share = {is_key: (on / boxes if truth is not None and boxes else float("nan")) for is_key, (on, boxes) in hits.items()}
+    return Stability(
+        key_iou=key_iou, key_matched=key_matched, non_key_iou=non_key_iou, non_key_matched=non_key_matched,
+        key_on_truth=share[True], non_key_on_truth=share[False],
+    )
 
 
 def draw(path: Path, image: np.ndarray, found: Detections, size: tuple[int, int], is_key: bool) -> None:
@@ -131,7 +171,7 @@ def main() -> int:
     parser.add_argument("--key-interval", type=int, default=10)
     parser.add_argument("--short-side", type=int, default=192, help="frames are resized so their short side is about this")
     parser.add_argument("--score", type=float, default=0.5, help="boxes below this score are left out")
-    parser.add_argument("--frames", type=int, default=150, help="at most this many frames of each source")
+    parser.add_argument("--frames", type=frame_range, default=range(150), help="N: the first N frames of each source; START:END: frames START … END − 1")
     parser.add_argument("--overlay", type=Path, help="write each frame with its boxes here as PNG")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -143,7 +183,7 @@ def main() -> int:
         for mode in MODES:
             s = stability(
                 model, source, mode=mode, key_interval=args.key_interval, short_side=args.short_side, score=args.score,
-                mean=config.mean, std=config.std, limit=args.frames, overlay=args.overlay,
+                mean=config.mean, std=config.std, frames=args.frames, overlay=args.overlay,
             )
             print(f"| {Path(source).name} | {mode} | {s.key_iou:.3f} | {s.key_matched:.2f} | {s.non_key_iou:.3f} | {s.non_key_matched:.2f} |", flush=True)
     return 0

@@ -8,6 +8,7 @@
 * :mod:`~dff.detection.targets`, :mod:`~dff.detection.losses`, :mod:`~dff.detection.objective`,
   :mod:`~dff.detection.train`: training on pairs (I_k, I_i) with the boxes of frame i.
 * :mod:`~dff.detection.ground_truth`, :mod:`~dff.detection.data`: boxes of the synthetic video and batches.
+* :mod:`~dff.detection.mask_boxes`: boxes from masks (a box per connected region) and frames held with their boxes.
 * :mod:`~dff.detection.metrics`, :mod:`~dff.detection.evaluate`: mAP@0.5 and the paper's protocol.
 """
 
