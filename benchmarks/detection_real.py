@@ -45,11 +45,14 @@ from benchmarks.detection_stability import frame_size, matched_ious, stability  
 from dff.config import ModelConfig  # noqa: E402
 from dff.data.camvid import camvid_sequences  # noqa: E402
 from dff.detection.evaluate import evaluate_detection  # noqa: E402
+from dff.data.pairs import image_tensor  # noqa: E402
 from dff.detection.ground_truth import AnnotatedFrames, FrameBoxes  # noqa: E402
 from dff.detection.head import Detections  # noqa: E402
 from dff.detection.mask_boxes import BoxedFrames, mask_boxes  # noqa: E402
+from dff.detection.metrics import DetectionScore  # noqa: E402
 from dff.detection.model import build_detection_model  # noqa: E402
 from dff.detection.train import load_detector, train_detector  # noqa: E402
+from dff.models.preprocess import FrameNormalizer  # noqa: E402
 from dff.sources import open_source  # noqa: E402
 from dff.train.parts import FLOW_PARTS, load_parts  # noqa: E402
 
@@ -146,6 +149,24 @@ def mog2_boxed_frames(source: str, short_side: int) -> tuple[list[np.ndarray], l
     return frames, boxes
 
 
+def scaled_frame_map(model, held_out: BoxedFrames, frames: range, mean, std) -> float:
+    """mAP@0.5 of N on every frame's features times F's scale field of the frame with itself, N(f · S(I, I)): what a
+    key frame gives if it takes the modulation that N, trained on propagated features W(f_k, M) · S, learned to expect.
+    The runtime's key frames (Algorithm 1, line 9) use f itself."""
+    normalizer = FrameNormalizer(mean=mean, std=std)
+    head = model.eval().task_net
+    score = DetectionScore(num_classes=head.num_classes)
+    with torch.no_grad():
+        for t in frames:
+            x = normalizer(image_tensor(held_out.image(t))[None])
+            _, scale = model.flow_net(x, x)
+            found = head.detect(model.task(model.key(x) * scale))[0]
+            truth = held_out.boxes(t)
+            score.update(boxes=found.boxes.numpy(), scores=found.scores.numpy(), classes=found.classes.numpy(),
+                         gt_boxes=truth.boxes, gt_classes=truth.classes)
+    return score.mean_ap
+
+
 def as_detections(truth: FrameBoxes) -> Detections:
     return Detections(boxes=torch.from_numpy(truth.boxes), scores=torch.ones(len(truth.boxes)), classes=torch.from_numpy(truth.classes))
 
@@ -201,7 +222,8 @@ def main() -> int:
     ))
     frame_model, dff_model = load_detector(frame_path)[0], load_detector(dff_path)[0]
     # Every n-th held-out frame from the 10th on: each has its l = 10 pairs inside the held-out part.
-    annotated = [AnnotatedFrames(held_out, range(KEY_INTERVAL - 1, len(held_out), args.annotate_every))]
+    scored = range(KEY_INTERVAL - 1, len(held_out), args.annotate_every)
+    annotated = [AnnotatedFrames(held_out, scored)]
     results = []
     print("| method | l | mAP@0.5 vs the held-out boxes (%) | pairs |\n|---|---|---|---|")
     methods = [
@@ -213,6 +235,9 @@ def main() -> int:
         r = evaluate_detection(model, annotated, mode=mode, key_interval=l, mean=config.mean, std=config.std)
         results.append({"method": method, **asdict(r)})
         print(f"| {method} | {r.key_interval} | {100 * r.mean_ap:.1f} | {r.pairs} |", flush=True)
+    scaled = scaled_frame_map(dff_model, held_out, scored, config.mean, config.std)
+    results.append({"method": "DFF's N on every frame, f x S(I, I)", "mean_ap": scaled})
+    print(f"| DFF's N on every frame, f × S(I, I) | 1 | {100 * scaled:.1f} | {len(scored)} |", flush=True)
     print(f"\nstability over frames {frames_held.start}:{frames_held.stop}, l = {KEY_INTERVAL}, score >= {args.score}")
     print("| mode | into key: mean IoU | into key: matched | into non-key: mean IoU | into non-key: matched "
           "| key boxes on a held-out box | non-key boxes on a held-out box |\n|---|---|---|---|---|---|---|")
