@@ -122,9 +122,9 @@ def bare_graphs(exports: dict[str, Path], size: tuple[int, int], threads: int, r
         if "flow split" in ms:
             # The split graph's MACs: F's less the key frame's half of conv1, which the key half graph computes once.
             stride = load_manifest(exports[name], verify=False).feature_stride
-            half_macs = macs.flow - onnx_graph_macs(splits[name].key_half, dimension_values(*size, stride))
+            split_macs = macs.flow - onnx_graph_macs(splits[name].key_half, dimension_values(*size, stride))
             rates += (f"; flow with the key half once per key frame {ms['flow split']:.2f} ms (+ {ms['key half']:.2f} once), "
-                      f"{half_macs / ms['flow split'] / 1e6:.1f} GMAC/s")
+                      f"{split_macs / ms['flow split'] / 1e6:.1f} GMAC/s")
             measured = (ms["flow split"] + ms["warp"] + ms["task"]) / key_ms
             rates += f", r {measured:.3f} = {measured / macs.r_flops:.2f}x FLOP r {macs.r_flops:.4f}"
         print(f"    GMAC/s: {rates}")

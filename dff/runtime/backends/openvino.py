@@ -78,16 +78,22 @@ def static_shape(shape: tuple[Dim, ...], height: int, width: int) -> list[int]:
     return dims
 
 
-def _read_model(path: Path, role: str, entry: ModelFile) -> ov.Model:
-    """``path`` through OpenVINO's ONNX front end; a file that is no ONNX model for ``entry`` is an ExportError.
+#: What OpenVINO's ONNX front end raises for a model it cannot read or convert.
+_CONVERSION_ERRORS = (GeneralFailure, OpConversionFailure, OpValidationFailure, RuntimeError)
 
-    The ONNX front end is asked by name: ``Core.read_model`` offers a file no front end claims to
-    each in turn, and TensorFlow's then logs parse errors of its own text format.
-    """
+
+def _convert(source: str | io.BytesIO) -> ov.Model:
+    """An ONNX model (a path, or serialised bytes) through OpenVINO's ONNX front end, asked by name: ``Core.read_model``
+    offers a file no front end claims to each in turn, and TensorFlow's then logs parse errors of its own text format."""
     frontend = FrontEndManager().load_by_framework("onnx")
+    return frontend.convert(frontend.load(source))
+
+
+def _read_model(path: Path, role: str, entry: ModelFile) -> ov.Model:
+    """``path`` through OpenVINO's ONNX front end; a file that is no ONNX model for ``entry`` is an ExportError."""
     try:
-        model = frontend.convert(frontend.load(str(path)))
-    except (GeneralFailure, OpConversionFailure, OpValidationFailure, RuntimeError) as error:
+        model = _convert(str(path))
+    except _CONVERSION_ERRORS as error:
         raise invalid_model(path, role, error) from None
     _check_outputs(model, path, role, entry)
     return model
@@ -100,9 +106,8 @@ def _read_split(path: Path, role: str, entry: ModelFile) -> tuple[ov.Model, ov.M
         split = split_key_half(onnx.load(path))
         if split is None:
             return None
-        frontend = FrontEndManager().load_by_framework("onnx")
-        graph, key_half = (frontend.convert(frontend.load(io.BytesIO(part.SerializeToString()))) for part in (split.graph, split.key_half))
-    except (DecodeError, GeneralFailure, OpConversionFailure, OpValidationFailure, RuntimeError) as error:
+        graph, key_half = (_convert(io.BytesIO(part.SerializeToString())) for part in (split.graph, split.key_half))
+    except (DecodeError, *_CONVERSION_ERRORS) as error:
         raise invalid_model(path, role, error) from None
     _check_outputs(graph, path, role, entry)
     return graph, key_half, split.spec
