@@ -51,3 +51,10 @@ def test_profile_paths_profiles_both_paths_as_the_backend_loads_them(tmp_path: P
     lines = {line.split()[1].rstrip(":"): line for line in out.splitlines() if line.startswith("64x96")}
     assert set(lines) == {"key_path", "propagate"}
     assert all(re.search(r"wall \d+\.\d+ ms, kernels \d+\.\d+ ms: \w+ \d+\.\d%", line) and "Conv" in line for line in lines.values())
+
+
+def test_frame_halving_bench_times_both_forms_on_both_engines_with_equal_outputs():
+    out = run_script("bench_frame_halving.py", "--sizes", "64x96", "--runs", "2")
+    rows = re.findall(r"64x96 (\w+)\s+transposed chain\s+\d+ µs, one convolution\s+\d+ µs: \d+\.\d+x \(max rel\. difference (\S+)\)", out)
+    assert [engine for engine, _ in rows] == ["onnxruntime", "openvino"], out
+    assert all(float(error) < 1e-6 for _, error in rows), out  # the same sums in another order

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from dff.checkpoint import load_checkpoint
 from dff.commands.demo import DEMO_MODEL
 from dff.export import ExportOptions, export_checkpoint
+from dff.frame_halving_layers import frame_halving_layers
 from dff.frames import FEATURE_STRIDE
 from dff.models.preprocess import FrameNormalizer
 from tests.helpers import vtest_frames
@@ -51,15 +52,21 @@ def test_task_labels_equal_the_nchw_argmax(demo_export: Path) -> None:
         assert np.array_equal(labels, expected.numpy()), engine
 
 
-def test_flow_normalised_after_halving_equals_normalised_before(demo_export: Path) -> None:
+def test_flow_halving_and_normalising_in_one_convolution_equals_normalised_before(demo_export: Path) -> None:
     model, config = load_checkpoint(DEMO_MODEL)
     key, current = (frame[None] for frame in vtest_frames(2, SIZE, start=40))
     normalize = FrameNormalizer(mean=config.mean, std=config.std, layout="nhwc_bgr")
     with torch.no_grad():  # the published order: normalise both frames, then F (which halves them)
         expected = model.flow_net(*(normalize(torch.from_numpy(f).float()) for f in (key, current)))
-    nodes = [n.op_type for n in onnx.load(demo_export / "flow.onnx").graph.node]
-    before_f = nodes[: nodes.index("Conv")]  # the preprocessing: one normalisation, after the halving
-    assert before_f.index("AveragePool") < before_f.index("Sub") and before_f.count("Sub") == 1
+    flow = onnx.load(demo_export / "flow.onnx")
+    graph = flow.graph
+    weights = {i.name: i.dims for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    # Each frame pooled and normalised by one convolution reading the frame as one channel, no copy transposed to NCHW
+    assert [weights[n.input[1]] for n in convs[:2]] == [[3, 1, 2, 6]] * 2 and weights[convs[2].input[1]][1] == 6
+    assert frame_halving_layers(flow) == [n.name for n in convs[:2]]  # what the quantizer and the MAC count leave out
+    before_f = [n.op_type for n in graph.node[: list(graph.node).index(convs[2])]]
+    assert not {"Transpose", "AveragePool", "Sub", "Mul"} & set(before_f), before_f
     for engine, outputs in _engines(demo_export / "flow.onnx", {"key_frame": key, "frame": current}).items():
         for got, want in zip(outputs, expected):
             want = want.numpy()

@@ -6,7 +6,8 @@ shape inference gives every Conv its output size and every ConvTranspose its inp
 MACs follow from those and the weight's shape. A checkpoint (the ``torch`` backend's model) is
 counted by :func:`dff.flops.count_macs` on its modules, built on the ``meta`` device. Both count
 exactly the layers :mod:`dff.flops` counts (Conv, ConvTranspose, Linear/Gemm; nothing else), so
-they agree to the MAC on one model. The warp W has no weight layer: O(W) counts as 0.
+they agree to the MAC on one model; the convolution that halves F's frames is preprocessing and not counted
+(:mod:`dff.frame_halving_layers`). The warp W has no weight layer: O(W) counts as 0.
 
 Only batch and spatial sizes are read from shape inference, never channels: channel counts come
 from the weights. (ONNX cannot infer the channels behind FlowNet's crops, Slices whose ends are
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dff.errors import ExportError
+from dff.frame_halving_layers import frame_halving_layers
 from dff.manifest import MANIFEST_NAME, load_manifest
 
 if TYPE_CHECKING:
@@ -72,9 +74,10 @@ def onnx_graph_macs(path: str | Path | onnx.ModelProto, dimensions: dict[str, in
     }
     weights = {tensor.name: tuple(tensor.dims) for tensor in model.graph.initializer}
     weights.update({node.output[0]: tuple(node.attribute[0].t.dims) for node in model.graph.node if node.op_type == "Constant"})
+    preprocessing = set(frame_halving_layers(model))  # F's frame halving: no network's layer (dff.flops counts none)
     total = 0
     for node in model.graph.node:
-        if node.op_type not in ("Conv", "ConvTranspose", "Gemm"):
+        if node.op_type not in ("Conv", "ConvTranspose", "Gemm") or node.name in preprocessing:
             continue
         if node.input[1] not in weights:
             raise ExportError(f"{path}: the weight of {node.op_type} node {node.name!r} is computed in the graph; cannot count it")

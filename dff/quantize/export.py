@@ -24,6 +24,7 @@ import onnx
 from dff.atomic import STAGING_MARKER, make_staging_dir, write_failure
 from dff.errors import ExportError
 from dff.export.fused_graphs import write_fused_graphs
+from dff.frame_halving_layers import frame_halving_layers
 from dff.manifest import MANIFEST_NAME, Manifest, ModelFile, Quantization, load_manifest, sha256_file, write_manifest
 from dff.quantize.calibration import calibration_set
 from dff.quantize.quantizer import ACTIVATIONS, TOOL, WEIGHTS, Method, flow_field_layers, quantize_network
@@ -77,7 +78,7 @@ def quantize_export(
             target = staging / entry.file
             if role in QUANTIZED:
                 network = onnx.load(export / entry.file)
-                keep = flow_field_layers(network) if role == "flow" else []
+                keep = [*flow_field_layers(network), *frame_halving_layers(network)] if role == "flow" else []
                 onnx.save(quantize_network(network, calibration.feeds(role), method=options.method, keep_float=keep), target)
             else:
                 shutil.copyfile(export / entry.file, target)

@@ -7,7 +7,9 @@ per tensor, their ranges calibrated on real inputs (:mod:`dff.quantize.calibrati
 on the inputs of the weighted layers (Conv, ConvTranspose) and of the layers between them that move
 int8 data (Add, Concat, pooling, Resize, LeakyRelu), so that the engines can keep whole chains in
 int8; everything else (the uint8 → float preprocessing, Slice crops) stays float, and so do the
-layers that compute the flow field M itself (:func:`flow_field_layers`).
+layers that compute the flow field M itself (:func:`flow_field_layers`) and the convolution that
+halves and normalises F's frames (:func:`dff.frame_halving_layers.frame_halving_layers`: quantized per tensor, the raw
+pixel values 0–255 would lose their last bit before conv1 quantizes them again).
 
 Why ONNX Runtime's quantizer and not NNCF or ModelOpt: see the README section on ``dff quantize``
 (measured there on the same graphs); it is already a dependency and writes standard ONNX Q/DQ.

@@ -1,13 +1,14 @@
 """F's key-frame half, computed once per key frame: the flow graphs rewritten in memory when a CPU backend loads them.
 
-F(I_k, I_i) concatenates the two frames (each cast, transposed and average-pooled) on channels, normalises them per
-channel and convolves them with conv1, a 7×7 convolution on the 6 channels. A convolution sums over its input channels
+F(I_k, I_i) concatenates the two frames (each pooled and normalised, by one convolution in our exports; older ones
+normalise after the concatenation, per channel) on channels and convolves them with conv1, a 7×7 convolution on the 6
+channels. A convolution sums over its input channels
 and everything before it works on each frame's channels apart, so conv1(concat(c, k)) + b = conv1_c(c) + b +
 conv1_k(k), with conv1_c and conv1_k the weights of the current and the key frame's channels (zero padding pads each
 half alike). The key frame's half, conv1_k of its normalised pooled pixels, is the same for
 every frame propagated from that key frame: the rewritten graphs take it as an input, ``key_flow_half``, in place of
 ``key_frame``, and a small graph computes it from a key frame once. On the demo model at 320×400 conv1 was 19% of the
-propagation graph's kernel time and the key frame's preprocessing (Cast, Transpose, AveragePool) another 9%.
+propagation graph's kernel time and the key frame's preprocessing (then Cast, Transpose, AveragePool) another 9%.
 
 The sums are the same but for their order (the two halves' products are added in two groups instead of one), so F's
 outputs agree to float rounding; ``tests/test_key_flow_half.py`` measures it, and the labels.
