@@ -80,11 +80,15 @@ class SetUp:
 
     size: int = 128
     output_stride: int = 8
+    objects: int = 6
+    speed: float = 5.0  # the fastest object's pixels per frame at 128 px
 
     @property
     def video(self) -> SyntheticVideoConfig:
-        """A training video (seed 0); 6 objects, so they occlude."""
-        return SyntheticVideoConfig(height=self.size, width=self.size, length=100, num_objects=6, max_speed=5.0 * self.size / 128, seed=0)
+        """A training video (seed 0); 6 objects by default, so they occlude."""
+        return SyntheticVideoConfig(
+            height=self.size, width=self.size, length=100, num_objects=self.objects, max_speed=self.speed * self.size / 128, seed=0
+        )
 
     @property
     def test_video(self) -> SyntheticVideoConfig:
@@ -365,6 +369,8 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's iterations (a quick check: 0.02)")
     parser.add_argument("--size", type=int, default=SetUp.size, help="frame side in pixels (a multiple of 16)")
     parser.add_argument("--output-stride", type=int, choices=(8, 16), default=SetUp.output_stride, help="N_feat's output stride")
+    parser.add_argument("--objects", type=int, default=SetUp.objects, help="objects per video")
+    parser.add_argument("--max-speed", type=float, default=SetUp.speed, help="fastest object's pixels per frame at 128 px")
     parser.add_argument("--pair-steps", type=int, help=f"iterations of the pair variants (default {ITERATIONS['pairs']}, times --scale)")
     parser.add_argument(
         "--task-gradient-scale", type=float, default=1.0, help="multiply N's gradients in DFF's pair training (0.1: N learns 10x slower than F)"
@@ -374,7 +380,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     out = Path(args.out)
-    setup = SetUp(size=args.size, output_stride=args.output_stride)
+    setup = SetUp(size=args.size, output_stride=args.output_stride, objects=args.objects, speed=args.max_speed)
     torch.set_num_threads(THREADS)
     iterations = {name: max(1, round(n * args.scale)) for name, n in ITERATIONS.items()}
     if args.pair_steps is not None:
