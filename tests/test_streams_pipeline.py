@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from helpers import DATA, REPO, decode_all, small_clip
+from helpers import DATA, decode_all, small_clip, start_dff
 
 from dff.cli import main
 from dff.runtime import RunOutputs, open_backend
@@ -162,10 +159,8 @@ def test_signal_mid_run_removes_unfinished_files(tiny_export, tmp_path, signum, 
     """SIGTERM or Ctrl-C while three streams run: exit 143/130, one line, no temporary file left, no traceback."""
     video = str(DATA / "videos" / "vtest.avi")
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "dff.cli", "run", str(tiny_export), video, video, video, "--out-dir", str(out),
-               "--no-progress", "-O", "threads=1"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # start_dff: Ctrl-C reaches the child even when this test run was started in the background.
+    process = start_dff("run", str(tiny_export), video, video, video, "--out-dir", str(out), "--no-progress", "-O", "threads=1")
     deadline = time.monotonic() + 120
     # Underway: every stream's overlay video is being written (the labels only move into place at the end).
     folders = [out / name for name in stream_names([video] * 3)]
