@@ -77,8 +77,9 @@ class FrameHalving(nn.Module):
     pooling linear with weights summing to 1, so both become one convolution on the frame read as one channel of H rows
     of 3W values (a reshape, no copy): a 2 × 6 window with stride (2, 6) covers a 2×2 block of pixels, and output
     channel c weights its values of channel c by 1 / (4 std_c) and adds −mean_c / std_c. No transposed copy of the
-    frame is made: 0.60–0.67× the time of the Cast, Transpose, AveragePool, Sub and Mul it replaces (ONNX Runtime, one
-    thread, 320×400 to 720×1280); the same sums in another order (2e-7 relative).
+    frame is made: 0.61–0.73× the time of the Cast, Transpose, AveragePool, Sub and Mul it replaces in ONNX Runtime and
+    0.50–0.75× in OpenVINO (one thread, 320×400 to 720×1280, ``benchmarks/bench_frame_halving.py``); the same sums in
+    another order (2e-7 relative).
     """
 
     def __init__(self, *, mean: Sequence[float], std: Sequence[float]) -> None:
