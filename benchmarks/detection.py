@@ -19,6 +19,8 @@ exact flow and no joint training. F's motion on the objects is checked against t
     python benchmarks/detection.py --scale 0.02          # a quick check of the whole pipeline
     nice python benchmarks/detection.py --pair-steps 900 --task-gradient-scale 0.1 --out runs/detection-slow-n
                                                          # longer pair stages, N trained 10x slower than F in DFF
+    python benchmarks/detection.py --objects 3 --max-speed 4 --pair-steps 2700 --out runs/detection-3
+                                                         # less occlusion, longer pair stages (benchmarks/README.md)
     nice python benchmarks/detection.py --bound --output-stride 16   # the cheap check of a set-up: Frame only, then
                                                          # Frame, copy and Frame's N + exact flow (--size for larger frames)
 
