@@ -10,8 +10,10 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from dff.benchmark.complexity import export_macs
 from dff.cli import main
 from dff.errors import ConfigError, ExportError
+from dff.frame_halving_layers import frame_halving_layers
 from dff.manifest import MANIFEST_NAME, load_manifest, sha256_file
 from dff.quantize import QuantizeOptions, quantize_export
 from dff.quantize.accuracy import check_quantized
@@ -106,6 +108,19 @@ def test_both_engines_run_it_within_task_tolerance(int8_export: Path, backend: s
 def test_int8_flow_graphs_keep_their_key_frame_input(int8_export: Path) -> None:
     # conv1 reads quantised activations and weights: the key-half split (dff.runtime.key_flow_half) does not apply.
     assert all(split_key_half(onnx.load(int8_export / f"{role}.onnx")) is None for role in ("flow", "propagate"))
+
+
+def test_int8_export_counts_the_float_exports_macs(demo_export: Path, int8_export: Path) -> None:
+    # Its weights are int8 constants dequantized in the graph; dff bench reads its FLOP r from these counts.
+    int8, float32 = (export_macs(path, height=SIZE[0], width=SIZE[1]) for path in (int8_export, demo_export))
+    assert (int8.feature, int8.flow, int8.task) == (float32.feature, float32.flow, float32.task) and int8.feature > 0
+    assert frame_halving_layers(onnx.load(int8_export / "flow.onnx"))  # F's frame halving stayed float, not counted
+
+
+def test_cli_bench_runs_an_int8_export(int8_export: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", str(int8_export), "--frames", "6", "--repeats", "1", "--intervals", "1,3", "--warmup-frames", "1",
+                 "--height", str(SIZE[0]), "--width", str(SIZE[1])]) == 0
+    assert "r FLOPs (Eq. 6, O(F) / O(N_feat), from the ONNX graphs): 0.04" in capsys.readouterr().out
 
 
 def test_real_frames_give_agreement_only(int8_export: Path) -> None:

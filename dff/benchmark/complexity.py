@@ -74,6 +74,10 @@ def onnx_graph_macs(path: str | Path | onnx.ModelProto, dimensions: dict[str, in
     }
     weights = {tensor.name: tuple(tensor.dims) for tensor in model.graph.initializer}
     weights.update({node.output[0]: tuple(node.attribute[0].t.dims) for node in model.graph.node if node.op_type == "Constant"})
+    # An int8 export's weights are int8 constants dequantized in the graph (dff quantize): the same shapes, the same MACs.
+    weights.update(
+        {node.output[0]: weights[node.input[0]] for node in model.graph.node if node.op_type == "DequantizeLinear" and node.input[0] in weights}
+    )
     preprocessing = set(frame_halving_layers(model))  # F's frame halving: no network's layer (dff.flops counts none)
     total = 0
     for node in model.graph.node:
