@@ -19,12 +19,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import openvino as ov
 
 from dff.manifest import load_manifest
+from dff.quiet_openvino import import_openvino
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
 from dff.runtime.backends.openvino import static_shape
 from demo_clip import add_clip_arguments, export_demo, synthetic_clip
+
+ov = import_openvino()
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = REPO / "cpp" / "build" / "libdff.so"

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import openvino as ov
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -28,6 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dff.config import ModelConfig  # noqa: E402
 from dff.export.torch_graphs import FrameHalving, export_graph  # noqa: E402
+from dff.quiet_openvino import import_openvino  # noqa: E402
+
+ov = import_openvino()
 
 
 class TransposedHalving(nn.Module):

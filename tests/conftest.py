@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import openvino  # noqa: F401
 import pytest
 
-# `import openvino` forks a telemetry process from a worker thread; forked after ONNX Runtime sessions exist (a test
-# running `dff check`, then one opening an OpenVINO backend), that child hung on their locks and pytest never exited
-# (as dff demo found, dff/commands/demo.py). Imported first, it has nothing to inherit.
+from dff.quiet_openvino import import_openvino
+
+# First, so that the test modules' own `import openvino` finds it imported without its telemetry (dff.quiet_openvino).
+import_openvino()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

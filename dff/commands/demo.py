@@ -64,11 +64,6 @@ class Outcome:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    if not args.no_fast_path:
-        # `import openvino` forks a telemetry process from a worker thread. Forked after ONNX Runtime sessions and
-        # torch exist, that child hung on their locks and the demo never exited; forked now, it has nothing to inherit.
-        import openvino  # noqa: F401
-
     from dff.errors import CheckpointError, ConfigError
     from dff.export import ExportOptions, export_checkpoint
     from dff.metrics import SegmentationScore

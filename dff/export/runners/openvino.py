@@ -6,9 +6,11 @@ from collections.abc import Mapping
 
 import numpy as np
 import onnx
-import openvino as ov
 
 from dff.export.runners import output_names
+from dff.quiet_openvino import import_openvino
+
+ov = import_openvino()
 
 
 class OpenVinoRunner:

@@ -29,11 +29,14 @@ from typing import Literal
 
 import numpy as np
 import onnx
-import openvino as ov
 from google.protobuf.message import DecodeError
-from openvino.frontend import FrontEndManager, GeneralFailure, OpConversionFailure, OpValidationFailure
 
-from dff import manifest as names
+from dff.quiet_openvino import import_openvino
+
+ov = import_openvino()
+from openvino.frontend import FrontEndManager, GeneralFailure, OpConversionFailure, OpValidationFailure  # noqa: E402
+
+from dff import manifest as names  # noqa: E402
 from dff.errors import ConfigError
 from dff.manifest import Dim, ModelFile, TensorSpec, invalid_model, load_manifest
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
