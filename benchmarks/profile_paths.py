@@ -3,8 +3,8 @@
     nice python benchmarks/profile_paths.py --export DIR [--repeats 30] [--as-files]
 
 One thread, random frames at the export's (fixed) size. By default the graphs run as the CPU backend loads them (cut
-before the label tail, the warp's GridSample as row gathers, F reading the key frame's half of its conv1:
-``dff.runtime.label_tail``, ``dff.runtime.gather_sample``, ``dff.runtime.key_flow_half``);
+before the label tail, the warp's GridSample as row gathers reading the key features' rows transposed once, F reading
+the key frame's half of its conv1: ``dff.runtime.label_tail``, ``dff.runtime.gather_sample``, ``dff.runtime.key_flow_half``);
 ``--as-files``: the files as exported (the frame-size tail and GridSample in the graph). Printed per path: the wall
 time of a run, the kernels' sum, and the op types' shares of it, largest first.
 """
@@ -27,7 +27,7 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dff.manifest import load_manifest  # noqa: E402
-from dff.runtime.gather_sample import gather_warp  # noqa: E402
+from dff.runtime.gather_sample import gather_warp, nhwc_name  # noqa: E402
 from dff.runtime.key_flow_half import KEY_FLOW_HALF, split_key_half  # noqa: E402
 from dff.runtime.label_tail import graph_before_tail, host_tail_outputs  # noqa: E402
 
@@ -49,7 +49,9 @@ def main() -> None:
             model = onnx.load(args.export / f"{role}.onnx")
             outputs = ["labels"]
             if not args.as_files:
-                model, outputs = gather_warp(graph_before_tail(model))[0], list(host_tail_outputs(outputs))
+                model, outputs = gather_warp(graph_before_tail(model), nhwc_inputs=True)[0], list(host_tail_outputs(outputs))
+                if nhwc_name("key_feat") in {i.name for i in model.graph.input}:  # the key features' rows, transposed once
+                    feed = {**feed, nhwc_name("key_feat"): feed["key_feat"].transpose(0, 2, 3, 1).copy()}
                 split = split_key_half(model)
                 if split is not None:  # F reads the key frame's half of conv1, computed once per key frame
                     model = split.graph

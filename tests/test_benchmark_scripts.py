@@ -58,3 +58,10 @@ def test_frame_halving_bench_times_both_forms_on_both_engines_with_equal_outputs
     rows = re.findall(r"64x96 (\w+)\s+transposed chain\s+\d+ µs, one convolution\s+\d+ µs: \d+\.\d+x \(max rel\. difference (\S+)\)", out)
     assert [engine for engine, _ in rows] == ["onnxruntime", "openvino"], out
     assert all(float(error) < 1e-6 for _, error in rows), out  # the same sums in another order
+
+
+def test_gather_warp_bench_times_both_forms_with_equal_outputs():
+    out = run_script("bench_gather_warp.py", "--grids", "4x6", "--batches", "1", "2", "--runs", "2")
+    rows = re.findall(r"4x6 batch (\d): GridSample\s+\d+\.\d µs, row gathers\s+\d+\.\d µs: \d+\.\d+x \(max rel\. difference (\S+)\)", out)
+    assert [batch for batch, _ in rows] == ["1", "2"], out
+    assert all(float(error) < 1e-6 for _, error in rows), out  # the same four products, summed in another order

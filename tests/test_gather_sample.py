@@ -3,6 +3,7 @@ propagate.onnx, zero padding outside the map included, and the ONNX Runtime back
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from helpers import vtest_frames
 
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
-from dff.runtime.gather_sample import gather_warp
+from dff.runtime.gather_sample import gather_warp, nhwc_graph, nhwc_name
 
 
 def _session(model: onnx.ModelProto) -> ort.InferenceSession:
@@ -63,3 +64,45 @@ def test_backend_labels_with_and_without_gathers(tiny_export: Path) -> None:
             runtime = DeepFeatureFlowRuntime(backend=engine, scheduler=FixedInterval(3))
             labels[gather] = [runtime(frame).labels for frame in frames]
     assert all(np.mean(a == b) >= 0.999 for a, b in zip(labels[True], labels[False]))
+
+
+def test_graphs_reading_the_rows_give_the_same_outputs(tiny_export: Path) -> None:
+    """With ``nhwc_inputs`` the key features' rows come in transposed once (nhwc_graph): outputs bit for bit those of
+    the graph transposing them itself, for the warp and the fused graph, at batch 1 and 3."""
+    rng = np.random.default_rng(1)
+    feature = _session(onnx.load(tiny_export / "feature.onnx"))
+    for role in ("warp", "propagate"):
+        model = onnx.load(tiny_export / f"{role}.onnx")
+        inline, reading = gather_warp(model)[0], gather_warp(model, nhwc_inputs=True)[0]
+        onnx.checker.check_model(reading, full_check=True)
+        assert nhwc_name("key_feat") in {i.name for i in reading.graph.input}
+        assert "Transpose" not in {n.op_type for n in reading.graph.node if "key_feat" in n.input}
+        for batch in (1, 3):
+            frames = rng.integers(0, 256, (2, batch, 128, 160, 3), dtype=np.uint8)
+            feat = feature.run(None, {"frame": frames[0]})[0]
+            channels, h, w = feat.shape[1:]
+            feeds = (
+                {"key_feat": feat, "flow": (rng.standard_normal((batch, 2, h, w)) * 3).astype(np.float32),
+                 "scale": rng.uniform(0.5, 1.5, (batch, channels, h, w)).astype(np.float32)}
+                if role == "warp" else {"key_frame": frames[0], "frame": frames[1], "key_feat": feat}
+            )
+            nhwc = _session(nhwc_graph("key_feat", onnx.TensorProto.FLOAT, 17)).run(None, {"key_feat": feat})[0]
+            np.testing.assert_array_equal(nhwc, feat.transpose(0, 2, 3, 1))
+            for want, got in zip(_session(inline).run(None, feeds), _session(reading).run(None, {**feeds, nhwc_name("key_feat"): nhwc}), strict=True):
+                np.testing.assert_array_equal(got, want)
+
+
+def test_backend_transposes_key_features_once_per_key_frame(tiny_export: Path) -> None:
+    frames = vtest_frames(8, (128, 160), start=20)
+    with open_backend("onnxruntime", model=tiny_export) as engine:
+        assert engine._reads_nhwc == {"warp", "propagate"}
+        compute, calls = engine._key_nhwc._compute, []
+        engine._key_nhwc._compute = lambda feats: calls.append(len(feats)) or compute(feats)
+        runtime = DeepFeatureFlowRuntime(backend=engine, scheduler=FixedInterval(4))
+        for frame in frames:
+            runtime(frame)
+        assert calls == [1, 1]  # key frames 0 and 4, each transposed on its first propagated frame
+        assert len(engine._key_nhwc) == 1  # the live key features' rows only
+        del runtime
+        gc.collect()
+        assert len(engine._key_nhwc) == 0  # gone with the runtime's key features

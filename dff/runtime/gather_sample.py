@@ -3,9 +3,10 @@
 ONNX Runtime's CPU GridSample kernel computes every output element on its own (four corner reads with bounds checks,
 per channel): on the demo model's 128-channel features it took 7.0 of the 27.4 ms of the non-key path at 512×640, a
 quarter of it, for an operation Eq. 6 counts as nearly free. The same bilinear sampling (align_corners=1, zero
-padding, as ``warp.onnx`` writes it) is four row reads per output location: the features as (N·Hk·Wk, C) rows, one
-Gather of the four corner rows of every location, their weights (zero for a corner outside the map), a sum. In ONNX
-Runtime that is 1.9× faster at 8×8 feature cells, 4.2× at 16×20 and 5.1× at 32×40 (``benchmarks/README.md``).
+padding, as ``warp.onnx`` writes it) is four row reads per output location: the features as (N·Hk·Wk, C) rows, a
+Gather of each corner's rows, each weighted (zero for a corner outside the map), their sum. In ONNX
+Runtime that is 2.1× faster at 8×8 feature cells and 4.0-4.1× at 20×25 to 45×80, batch 1
+(``benchmarks/bench_gather_warp.py``).
 OpenVINO's own GridSample is faster than this form, so only the ONNX Runtime backend uses it (``gather_warp``); the
 files keep GridSample, the contract every other consumer reads.
 
@@ -32,9 +33,9 @@ def _node_ok(node: onnx.NodeProto) -> bool:
     )
 
 
-def _gather_nodes(feat: str, grid: str, out: str, p: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
-    """Nodes computing ``out`` = GridSample(``feat`` (N, C, Hk, Wk), ``grid`` (N, H, W, 2)) with row gathers; every
-    name they add starts with ``p``."""
+def _gather_nodes(feat: str, grid: str, out: str, p: str, nhwc: str | None = None) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """Nodes computing ``out`` = GridSample(``feat`` (N, C, Hk, Wk), ``grid`` (N, H, W, 2)) with row gathers, reading
+    the rows from ``nhwc`` (the same features as (N, Hk, Wk, C)) where given; every name they add starts with ``p``."""
     constants = [
         helper.make_tensor(f"{p}zero", TensorProto.INT64, [], [0]),
         helper.make_tensor(f"{p}one", TensorProto.INT64, [], [1]),
@@ -48,7 +49,6 @@ def _gather_nodes(feat: str, grid: str, out: str, p: str) -> tuple[list[onnx.Nod
         helper.make_tensor(f"{p}split", TensorProto.INT64, [2], [1, 1]),
         helper.make_tensor(f"{p}last", TensorProto.INT64, [1], [3]),
         helper.make_tensor(f"{p}batch_shape", TensorProto.INT64, [3], [-1, 1, 1]),
-        helper.make_tensor(f"{p}fifth", TensorProto.INT64, [1], [4]),
     ]
     n = helper.make_node
     nodes = [
@@ -92,7 +92,16 @@ def _gather_nodes(feat: str, grid: str, out: str, p: str) -> tuple[list[onnx.Nod
         n("Reshape", [f"{p}ns", f"{p}batch_shape"], [f"{p}ns3"]),
         n("Mul", [f"{p}ns3", f"{p}Hk"], [f"{p}n_rows"]),
     ]
-    indices, weights = [], []
+    # The four corners' rows gathered one by one, weighted and added: 0.8x the time of one Gather of all four, a
+    # Mul and a ReduceSum over them (ONNX Runtime reduces a middle axis of 4 slowly; 510 against 617 µs at batch 1,
+    # 1.17 against 1.66 ms at 3, 128 × 20 × 25 features).
+    if nhwc is None:
+        nodes.append(n("Transpose", [feat], [f"{p}nhwc"], perm=[0, 2, 3, 1]))
+    nodes += [
+        n("Concat", [f"{p}minus_one", f"{p}C"], [f"{p}rows_shape"], axis=0),
+        n("Reshape", [nhwc or f"{p}nhwc", f"{p}rows_shape"], [f"{p}rows"]),  # (N·Hk·Wk, C)
+    ]
+    terms = []
     for a in "01":
         nodes += [
             n("Add", [f"{p}n_rows", f"{p}y{a}_i"], [f"{p}row{a}"]),
@@ -102,43 +111,72 @@ def _gather_nodes(feat: str, grid: str, out: str, p: str) -> tuple[list[onnx.Nod
             nodes += [
                 n("Add", [f"{p}row{a}_w", f"{p}x{b}_i"], [f"{p}i{a}{b}"]),
                 n("Mul", [f"{p}y{a}_w", f"{p}x{b}_w"], [f"{p}w{a}{b}"]),
-                n("Unsqueeze", [f"{p}i{a}{b}", f"{p}last"], [f"{p}i{a}{b}_4"]),
-                n("Unsqueeze", [f"{p}w{a}{b}", f"{p}last"], [f"{p}w{a}{b}_4"]),
+                n("Unsqueeze", [f"{p}w{a}{b}", f"{p}last"], [f"{p}w{a}{b}_c"]),  # (N, H, W, 1)
+                n("Gather", [f"{p}rows", f"{p}i{a}{b}"], [f"{p}corner{a}{b}"], axis=0),  # (N, H, W, C)
+                n("Mul", [f"{p}corner{a}{b}", f"{p}w{a}{b}_c"], [f"{p}term{a}{b}"]),
             ]
-            indices.append(f"{p}i{a}{b}_4")
-            weights.append(f"{p}w{a}{b}_4")
+            terms.append(f"{p}term{a}{b}")
     nodes += [
-        n("Concat", indices, [f"{p}indices"], axis=3),  # (N, H, W, 4)
-        n("Concat", weights, [f"{p}weights4"], axis=3),
-        n("Unsqueeze", [f"{p}weights4", f"{p}fifth"], [f"{p}weights"]),  # (N, H, W, 4, 1)
-        n("Transpose", [feat], [f"{p}nhwc"], perm=[0, 2, 3, 1]),
-        n("Concat", [f"{p}minus_one", f"{p}C"], [f"{p}rows_shape"], axis=0),
-        n("Reshape", [f"{p}nhwc", f"{p}rows_shape"], [f"{p}rows"]),  # (N·Hk·Wk, C)
-        n("Gather", [f"{p}rows", f"{p}indices"], [f"{p}corners"], axis=0),  # (N, H, W, 4, C)
-        n("Mul", [f"{p}corners", f"{p}weights"], [f"{p}weighted"]),
-        n("ReduceSum", [f"{p}weighted", f"{p}last"], [f"{p}sampled"], keepdims=0),  # (N, H, W, C)
+        n("Add", terms[:2], [f"{p}sum2"]),
+        n("Add", [f"{p}sum2", terms[2]], [f"{p}sum3"]),
+        n("Add", [f"{p}sum3", terms[3]], [f"{p}sampled"]),  # (N, H, W, C)
         n("Transpose", [f"{p}sampled"], [out], perm=[0, 3, 1, 2]),
     ]
     return nodes, constants
 
 
-def gather_warp(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+def gather_warp(model: onnx.ModelProto, *, nhwc_inputs: bool = False) -> tuple[onnx.ModelProto, int]:
     """A copy of ``model`` with every GridSample of ``warp.onnx``'s kind (bilinear, zero padding, align_corners=1, float
-    input) replaced by the row-gather form; and how many were replaced (0: ``model`` itself is returned)."""
+    input) replaced by the row-gather form; and how many were replaced (0: ``model`` itself is returned).
+
+    ``nhwc_inputs``: a GridSample sampling a graph input (``key_feat``) reads its rows from one more input,
+    :func:`nhwc_name` of it, the same features as (N, Hk, Wk, C) (:func:`nhwc_graph` computes them), instead of
+    transposing them on every call: the key features are the same for every frame propagated from a key frame, so a
+    backend transposes them once per key frame (the input itself still gives their shape)."""
     graph = model.graph
     chosen = [i for i, node in enumerate(graph.node) if _node_ok(node)]
     if not chosen:
         return model, 0
     rewritten = onnx.ModelProto()
     rewritten.CopyFrom(model)
+    inputs = {value.name: value for value in graph.input}
     nodes: list[onnx.NodeProto] = []
     for i, node in enumerate(model.graph.node):
         if i not in chosen:
             nodes.append(node)
             continue
-        added, constants = _gather_nodes(node.input[0], node.input[1], node.output[0], f"{node.output[0]}/gather/")
+        feat = node.input[0]
+        nhwc = nhwc_name(feat) if nhwc_inputs and feat in inputs else None
+        if nhwc is not None and nhwc not in {value.name for value in rewritten.graph.input}:
+            rewritten.graph.input.append(_nhwc_value(inputs[feat], nhwc))
+        added, constants = _gather_nodes(feat, node.input[1], node.output[0], f"{node.output[0]}/gather/", nhwc)
         nodes += added
         rewritten.graph.initializer.extend(constants)
     del rewritten.graph.node[:]
     rewritten.graph.node.extend(nodes)
     return rewritten, len(chosen)
+
+
+def nhwc_name(feat: str) -> str:
+    """The input a rewritten graph reads ``feat``'s rows from (``nhwc_inputs``)."""
+    return f"{feat}_nhwc"
+
+
+def _nhwc_value(feat: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:
+    tensor = feat.type.tensor_type
+    dims = [dim.dim_param or dim.dim_value or None for dim in tensor.shape.dim]
+    return helper.make_tensor_value_info(name, tensor.elem_type, [dims[i] for i in (0, 2, 3, 1)] if len(dims) == 4 else None)
+
+
+def nhwc_graph(feat: str, elem_type: int, opset: int) -> onnx.ModelProto:
+    """The graph ``feat`` (N, C, Hk, Wk) → :func:`nhwc_name` of it, (N, Hk, Wk, C): one Transpose."""
+    nhwc = nhwc_name(feat)
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", [feat], [nhwc], perm=[0, 2, 3, 1])],
+        "nhwc",
+        [helper.make_tensor_value_info(feat, elem_type, ["N", "C", "Hk", "Wk"])],
+        [helper.make_tensor_value_info(nhwc, elem_type, ["N", "Hk", "Wk", "C"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model

@@ -21,12 +21,8 @@ are unchanged: the exported contract (TensorRT's engines, the C++ library) stays
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections import defaultdict
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import onnx
@@ -39,35 +35,6 @@ from dff.runtime.onnx_subgraph import subgraph
 KEY_FLOW_HALF = "key_flow_half"
 #: Nodes that may stand between the concatenation and conv1: elementwise with per-channel constants, and casts.
 _CHANNELWISE = ("Sub", "Mul", "Add", "Div")
-
-
-class KeyHalves:
-    """Each key frame's half of F's conv1, computed once and kept while the key frame's handle lives.
-
-    The runtimes keep their key frame's handle (Algorithm 1's I_k) and pass it to every propagation after it; a
-    backend's handles (``OrtValue``, ``ov.Tensor``) compare and hash by identity and take weak references, so the half
-    goes when the runtime drops its key frame. ``compute``: key frame handles → their halves, in one engine call where
-    the backend batches. Safe for the pipelined runtime's threads (two may compute one half; either is kept).
-    """
-
-    def __init__(self, compute: Callable[[list[Any]], Sequence[Any]]) -> None:
-        self._compute = compute
-        self._halves: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._halves)
-
-    def of(self, key_frames: Sequence[Any]) -> list[Any]:
-        """The halves of ``key_frames``, in order."""
-        with self._lock:
-            missing = [frame for frame in dict.fromkeys(key_frames) if frame not in self._halves]
-        if missing:
-            halves = self._compute(missing)
-            with self._lock:
-                self._halves.update(zip(missing, halves))
-        with self._lock:
-            return [self._halves[frame] for frame in key_frames]
 
 
 @dataclass(frozen=True)

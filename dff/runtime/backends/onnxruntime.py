@@ -41,7 +41,8 @@ from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
 from dff.runtime.detections import Detections, task_handle, task_outputs
 from dff.runtime import gather_sample
-from dff.runtime.key_flow_half import KEY_FLOW_HALF, KeyHalves, split_key_half
+from dff.runtime.key_cache import KeyCache
+from dff.runtime.key_flow_half import KEY_FLOW_HALF, split_key_half
 from dff.runtime.label_tail import LabelTail, choose_label_tail, graph_before_tail, host_tail_outputs, labels_from_probs
 
 Provider = Literal["cpu", "cuda", "tensorrt"]
@@ -183,6 +184,9 @@ class HostStacking:
         return [ort.OrtValue.ortvalue_from_numpy(array[i : i + 1]) for i in range(len(array))]
 
 
+#: The row gathers' input: the key features as (N, Hk, Wk, C).
+_KEY_FEAT_NHWC = gather_sample.nhwc_name(names.KEY_FEAT)
+
 #: What ONNX Runtime raises for a file it cannot read as a model (a hash that matches proves only that nobody changed it).
 _INVALID_MODEL = (ortstate.InvalidProtobuf, ortstate.InvalidGraph, ortstate.InvalidArgument, ortstate.Fail)
 
@@ -198,7 +202,8 @@ def _session(
     key_half: bool = False,
 ) -> tuple[ort.InferenceSession, onnx.ModelProto | None]:
     """A session of the model at ``path``; with ``before_tail`` cut before its labels' tail (:mod:`dff.runtime.label_tail`),
-    with ``gather`` its GridSample as row gathers (:mod:`dff.runtime.gather_sample`), with ``key_half`` reading the key
+    with ``gather`` its GridSample as row gathers (:mod:`dff.runtime.gather_sample`; reading the key features' rows
+    from one more input, transposed once per key frame), with ``key_half`` reading the key
     frame's half of F's conv1 in place of the key frame where the graph allows it (:mod:`dff.runtime.key_flow_half`);
     all in memory, the file unchanged. Returns the session and, where it reads the key half, the graph computing it."""
     try:
@@ -208,7 +213,7 @@ def _session(
         if before_tail:
             model = graph_before_tail(model)
         if gather:
-            model, _ = gather_sample.gather_warp(model)
+            model, _ = gather_sample.gather_warp(model, nhwc_inputs=True)
         split = split_key_half(model) if key_half else None
         if split is not None:
             model = split.graph
@@ -299,8 +304,16 @@ class OnnxRuntimeBackend(Backend):
         if halves:
             key_half = halves.get("flow") or halves["propagate"]
             self._sessions[KEY_FLOW_HALF] = ort.InferenceSession(key_half.SerializeToString(), options, providers=providers)
-        self._key_halves = KeyHalves(lambda frames: self._run_batch(KEY_FLOW_HALF, {names.KEY_FRAME: frames}, (KEY_FLOW_HALF,))[0])
+        self._key_halves = KeyCache(lambda frames: self._run_batch(KEY_FLOW_HALF, {names.KEY_FRAME: frames}, (KEY_FLOW_HALF,))[0])
         self.fused_paths = "propagate" in self._sessions and "key_path" in self._sessions
+        # The key features as the row gathers read them, (N, Hk, Wk, C): transposed once per key frame, not per frame.
+        nhwc_types = {i.type for session in self._sessions.values() for i in session.get_inputs() if i.name == _KEY_FEAT_NHWC}
+        self._reads_nhwc = {role for role, session in self._sessions.items() if _KEY_FEAT_NHWC in {i.name for i in session.get_inputs()}}
+        if self._reads_nhwc:
+            element = TensorProto.FLOAT16 if nhwc_types == {"tensor(float16)"} else TensorProto.FLOAT
+            graph = gather_sample.nhwc_graph(names.KEY_FEAT, element, 17)
+            self._sessions[_KEY_FEAT_NHWC] = ort.InferenceSession(graph.SerializeToString(), options, providers=providers)
+        self._key_nhwc = KeyCache(lambda feats: self._run_batch(_KEY_FEAT_NHWC, {names.KEY_FEAT: feats}, (_KEY_FEAT_NHWC,))[0])
         # Bindings are reused, per thread: creating one per call costs 5-10 µs a stage. Outputs are
         # allocated anew on each run, so handles returned earlier keep their memory.
         self._bindings = ThreadBindings()
@@ -326,6 +339,13 @@ class OnnxRuntimeBackend(Backend):
             return names.KEY_FRAME, list(key_frames)
         return KEY_FLOW_HALF, self._key_halves.of(key_frames)
 
+    def _feat_inputs(self, role: str, key_feats: Sequence[FeatureHandle]) -> dict[str, list[ort.OrtValue]]:
+        """What the graph ``role`` reads of ``key_feats``: the features, and (row gathers) each one's rows, transposed
+        for the features that have none yet in one call, then kept while the features' handle lives."""
+        if role not in self._reads_nhwc:
+            return {names.KEY_FEAT: list(key_feats)}
+        return {names.KEY_FEAT: list(key_feats), _KEY_FEAT_NHWC: self._key_nhwc.of(key_feats)}
+
     def upload(self, image: np.ndarray) -> FrameHandle:
         # On the CPU an OrtValue wraps the array's memory: copy so that the caller may reuse its buffer.
         frame = image[None].copy() if self._device[0] == "cpu" else image[None]
@@ -343,7 +363,8 @@ class OnnxRuntimeBackend(Backend):
 
     def warp(self, key_feat: FeatureHandle, flow: FlowHandle) -> FeatureHandle:
         flow_field, scale = flow[:2]
-        return self._run("warp", {names.KEY_FEAT: key_feat, names.FLOW: flow_field, names.SCALE: scale}, (names.FEAT,))[0]
+        inputs = {**self._feat_inputs("warp", [key_feat]), names.FLOW: [flow_field], names.SCALE: [scale]}
+        return self._run_batch("warp", inputs, (names.FEAT,))[0][0]
 
     def task(self, feat: FeatureHandle) -> LabelHandle:
         outputs = self._run("task", {names.FEAT: feat}, self._task_outputs)
@@ -368,7 +389,7 @@ class OnnxRuntimeBackend(Backend):
         if "propagate" not in self._sessions:
             return super().propagate(key_frame, key_feat, frame, lap, statistics=statistics)
         key_name, (key,) = self._key_inputs("propagate", [key_frame])
-        inputs = {key_name: key, names.FRAME: frame, names.KEY_FEAT: key_feat}
+        inputs = {key_name: key, names.FRAME: frame, **{name: values[0] for name, values in self._feat_inputs("propagate", [key_feat]).items()}}
         outputs = self._run("propagate", inputs, self._fused_outputs["propagate"])
         lap("propagate")
         task, stats = outputs[: len(self._task_outputs)], outputs[len(self._task_outputs) :]
@@ -398,7 +419,7 @@ class OnnxRuntimeBackend(Backend):
         return list(zip(*outputs))
 
     def warp_batch(self, key_feats: Sequence[FeatureHandle], flows: Sequence[FlowHandle]) -> list[FeatureHandle]:
-        inputs = {names.KEY_FEAT: key_feats, names.FLOW: [f[0] for f in flows], names.SCALE: [f[1] for f in flows]}
+        inputs = {**self._feat_inputs("warp", key_feats), names.FLOW: [f[0] for f in flows], names.SCALE: [f[1] for f in flows]}
         return self._run_batch("warp", inputs, (names.FEAT,))[0]
 
     def task_batch(self, feats: Sequence[FeatureHandle]) -> list[LabelHandle]:
@@ -422,7 +443,7 @@ class OnnxRuntimeBackend(Backend):
         if not self.fused_paths:
             return super().propagate_batch(key_frames, key_feats, frames, statistics=statistics)
         key_name, keys = self._key_inputs("propagate", key_frames)
-        inputs = {key_name: keys, names.FRAME: frames, names.KEY_FEAT: key_feats}
+        inputs = {key_name: keys, names.FRAME: frames, **self._feat_inputs("propagate", key_feats)}
         outputs = self._run_batch("propagate", inputs, self._fused_outputs["propagate"])
         count = len(self._task_outputs)
         labels = [task_handle(task) for task in zip(*outputs[:count])]

@@ -42,7 +42,8 @@ from dff.manifest import Dim, ModelFile, TensorSpec, invalid_model, load_manifes
 from dff.runtime.adaptive_signals import FLOW_STATS, FlowStatistics
 from dff.runtime.backend import Backend, FeatureHandle, FlowHandle, FrameHandle, LabelHandle, Lap, no_lap
 from dff.runtime.detections import Detections, task_handle, task_outputs
-from dff.runtime.key_flow_half import KEY_FLOW_HALF, KeyHalves, split_key_half
+from dff.runtime.key_cache import KeyCache
+from dff.runtime.key_flow_half import KEY_FLOW_HALF, split_key_half
 from dff.runtime.label_tail import LabelTail, choose_label_tail, host_tail_outputs, labels_from_probs
 from dff.sources import warn_caller
 
@@ -231,7 +232,7 @@ class OpenVINOBackend(Backend):
             self._inputs[KEY_FLOW_HALF] = tuple(spec for spec in entry.inputs if spec.name == names.KEY_FRAME)
             self.key_flow_half = True
         self._returned[KEY_FLOW_HALF] = (KEY_FLOW_HALF,)
-        self._key_halves = KeyHalves(lambda frames: [self._network(KEY_FLOW_HALF, frame).run({names.KEY_FRAME: frame})[0] for frame in frames])
+        self._key_halves = KeyCache(lambda frames: [self._network(KEY_FLOW_HALF, frame).run({names.KEY_FRAME: frame})[0] for frame in frames])
         if self.label_tail == "host":
             self._models |= {role: _before_tail(self._models[role]) for role in ("task", "key_path", "propagate") if role in self._models}
         self._compiled: dict[tuple[int, int], dict[str, _Network]] = {}
