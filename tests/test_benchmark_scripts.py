@@ -65,3 +65,10 @@ def test_gather_warp_bench_times_both_forms_with_equal_outputs():
     rows = re.findall(r"4x6 batch (\d): GridSample\s+\d+\.\d µs, row gathers\s+\d+\.\d µs: \d+\.\d+x \(max rel\. difference (\S+)\)", out)
     assert [batch for batch, _ in rows] == ["1", "2"], out
     assert all(float(error) < 1e-6 for _, error in rows), out  # the same four products, summed in another order
+
+
+def test_label_tail_bench_times_three_forms_with_the_graphs_labels():
+    out = run_script("bench_label_tail.py", "--runs", "1", "--inputs", "2")
+    rows = re.findall(r"graph \d+\.\d+ ms, every class \d+\.\d+ ms \(\d+\.\d+x\), two-class \d+\.\d+ ms .*pixels unlike the graph's: (\S+), (\S+)$", out, re.M)
+    assert len(rows) == 4, out  # the demo model on vtest.avi and three synthetic class counts
+    assert all(float(every) <= 1e-4 and float(two) <= 1e-4 for every, two in rows), out  # float ties at most

@@ -16,7 +16,7 @@ from dff.data.synthetic import SyntheticVideo, SyntheticVideoConfig
 from dff.errors import ConfigError
 from dff.export import ExportOptions, export_checkpoint
 from dff.runtime import DeepFeatureFlowRuntime, FixedInterval, open_backend
-from dff.runtime.label_tail import graph_before_tail, labels_from_probs
+from dff.runtime.label_tail import _two_class_quads, graph_before_tail, labels_from_probs
 from dff.sources import open_source
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "dff" / "assets" / "demo_model.safetensors"
@@ -98,6 +98,39 @@ def test_edges_and_one_cell_grids() -> None:
         assert ((got == want) | _ties(probs)).all()
     with pytest.raises(ValueError, match="even stride"):
         labels_from_probs(np.zeros((2, 2, 2), np.float32), stride=3)
+
+
+def _confident(classes: int, grid: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Probabilities of a trained model's kind: blobs of classes, softmax of 5 · one-hot plus noise."""
+    blobs = cv2.resize(rng.integers(0, classes, (grid[0] // 3 + 1, grid[1] // 3 + 1)).astype(np.uint8), grid[::-1], interpolation=cv2.INTER_NEAREST)
+    logits = 5 * np.eye(classes, dtype=np.float32)[blobs].transpose(2, 0, 1) + rng.standard_normal((classes, *grid)).astype(np.float32)
+    exp = np.exp(logits - logits.max(axis=0))
+    return (exp / exp.sum(axis=0)).astype(np.float32)
+
+
+@pytest.mark.parametrize("classes", [2, 4, 19])
+def test_two_class_quads_give_the_labels_of_every_class(classes: int) -> None:
+    """The two-class path (sign of p_b - p_a where no third class can win) against interpolating every class, and
+    against a float64 reference, on confident probabilities (most mixed quads take it) and random ones (few do)."""
+    rng = np.random.default_rng(classes)
+    for probs in (_confident(classes, (12, 15), rng), rng.dirichlet(np.ones(classes), size=(12, 15)).transpose(2, 0, 1).astype(np.float32)):
+        up = np.stack([cv2.resize(p.astype(np.float64), (16 * 15, 16 * 12), interpolation=cv2.INTER_LINEAR) for p in probs])
+        fast, every = labels_from_probs(probs), labels_from_probs(probs, two_class=False)
+        assert ((fast == every) | _ties(probs)).all()
+        assert ((fast == up.argmax(0)) | _ties(probs)).all()
+
+
+def test_a_third_class_winning_inside_a_quad_is_not_left_out() -> None:
+    """Corners won by classes 0 and 1 alone, but class 2, second at every corner, wins the middle of the quad: the
+    quad must take the every-class path."""
+    corner_a, corner_b = [0.50, 0.02, 0.48], [0.02, 0.50, 0.48]
+    probs = np.array([[corner_a, corner_b], [corner_b, corner_a]], np.float32).transpose(2, 0, 1)  # (3, 2, 2)
+    two, _, _ = _two_class_quads(np.stack([probs[:, 0, 0], probs[:, 0, 1], probs[:, 1, 0], probs[:, 1, 1]], -1)[:, None], np.array([[0, 1, 1, 0]]))
+    assert not two.any()
+    labels = labels_from_probs(probs)
+    assert (labels[8:24, 8:24] == 2).any()  # the inner quad: class 2 in its middle
+    up = np.stack([cv2.resize(p.astype(np.float64), (32, 32), interpolation=cv2.INTER_LINEAR) for p in probs])
+    assert ((labels == up.argmax(0)) | _ties(probs)).all()
 
 
 def test_graph_cut_before_the_tail_has_no_frame_size_nodes(export: Path) -> None:
