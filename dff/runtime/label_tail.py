@@ -13,8 +13,8 @@ path at 512×640 in ONNX Runtime). :func:`labels_from_probs` gives the same labe
   of odd multiples of 1/32, exact in float32) in the engine's order of terms, and their pixels arg-maxed.
 * Most of those lie on a boundary between two confident classes a and b, where no third class can win anywhere in the
   quad (:func:`_two_class_quads` bounds them): there only the sign of the interpolated p_b - p_a is computed, one
-  matrix product per border case, whatever the number of classes (0.22-0.42x the time of interpolating all of them
-  at 4 to 19 classes, ``benchmarks/bench_task_labels.py``).
+  matrix product per border case, whatever the number of classes (0.79x the time of interpolating all of them on
+  the demo model's 4 classes, 0.28x at 11 and 0.20x at 19, ``benchmarks/bench_label_tail.py``).
 
 So the labels are those of the graph exactly but for pixels where two classes' interpolated probabilities are within
 float rounding (a different order of the four products, or an engine's own interpolation): ``dff check`` and
