@@ -65,7 +65,9 @@ def main() -> None:
                 path = Path(tmp) / f"{name.replace(' ', '_')}_{size}.onnx"
                 export_graph(module.eval(), (torch.from_numpy(frame),), path, input_names=["frame"], output_names=["halved"], dynamic_axes={}, opset=17)
                 session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                request = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1}).create_infer_request()
+                # f32 as the backend's default: on CPUs with bf16 OpenVINO would otherwise compute in it.
+                config = {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"}
+                request = core.compile_model(str(path), "CPU", config).create_infer_request()
                 runners[name] = {
                     "onnxruntime": lambda s=session: s.run(None, {"frame": frame})[0],
                     "openvino": lambda r=request: r.infer({"frame": frame})[0],
