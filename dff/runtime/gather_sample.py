@@ -92,9 +92,8 @@ def _gather_nodes(feat: str, grid: str, out: str, p: str, nhwc: str | None = Non
         n("Reshape", [f"{p}ns", f"{p}batch_shape"], [f"{p}ns3"]),
         n("Mul", [f"{p}ns3", f"{p}Hk"], [f"{p}n_rows"]),
     ]
-    # The four corners' rows gathered one by one, weighted and added: 0.8x the time of one Gather of all four, a
-    # Mul and a ReduceSum over them (ONNX Runtime reduces a middle axis of 4 slowly; 510 against 617 µs at batch 1,
-    # 1.17 against 1.66 ms at 3, 128 × 20 × 25 features).
+    # The four corners' rows gathered one by one, weighted and added: 0.64-0.89x the time of one Gather of all four,
+    # a Mul and a ReduceSum over them (ONNX Runtime reduces a middle axis of 4 slowly; benchmarks/README.md).
     if nhwc is None:
         nodes.append(n("Transpose", [feat], [f"{p}nhwc"], perm=[0, 2, 3, 1]))
     nodes += [

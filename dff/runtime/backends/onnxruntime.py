@@ -307,10 +307,10 @@ class OnnxRuntimeBackend(Backend):
         self._key_halves = KeyCache(lambda frames: self._run_batch(KEY_FLOW_HALF, {names.KEY_FRAME: frames}, (KEY_FLOW_HALF,))[0])
         self.fused_paths = "propagate" in self._sessions and "key_path" in self._sessions
         # The key features as the row gathers read them, (N, Hk, Wk, C): transposed once per key frame, not per frame.
-        nhwc_types = {i.type for session in self._sessions.values() for i in session.get_inputs() if i.name == _KEY_FEAT_NHWC}
-        self._reads_nhwc = {role for role, session in self._sessions.items() if _KEY_FEAT_NHWC in {i.name for i in session.get_inputs()}}
-        if self._reads_nhwc:
-            element = TensorProto.FLOAT16 if nhwc_types == {"tensor(float16)"} else TensorProto.FLOAT
+        nhwc = {role: i.type for role, session in self._sessions.items() for i in session.get_inputs() if i.name == _KEY_FEAT_NHWC}
+        self._reads_nhwc = set(nhwc)
+        if nhwc:
+            element = TensorProto.FLOAT16 if "tensor(float16)" in nhwc.values() else TensorProto.FLOAT
             graph = gather_sample.nhwc_graph(names.KEY_FEAT, element, 17)
             self._sessions[_KEY_FEAT_NHWC] = ort.InferenceSession(graph.SerializeToString(), options, providers=providers)
         self._key_nhwc = KeyCache(lambda feats: self._run_batch(_KEY_FEAT_NHWC, {names.KEY_FEAT: feats}, (_KEY_FEAT_NHWC,))[0])
@@ -388,9 +388,9 @@ class OnnxRuntimeBackend(Backend):
     ) -> tuple[LabelHandle, FlowStatistics | None]:
         if "propagate" not in self._sessions:
             return super().propagate(key_frame, key_feat, frame, lap, statistics=statistics)
-        key_name, (key,) = self._key_inputs("propagate", [key_frame])
-        inputs = {key_name: key, names.FRAME: frame, **{name: values[0] for name, values in self._feat_inputs("propagate", [key_feat]).items()}}
-        outputs = self._run("propagate", inputs, self._fused_outputs["propagate"])
+        key_name, keys = self._key_inputs("propagate", [key_frame])
+        inputs = {key_name: keys, names.FRAME: [frame], **self._feat_inputs("propagate", [key_feat])}
+        outputs = [values[0] for values in self._run_batch("propagate", inputs, self._fused_outputs["propagate"])]
         lap("propagate")
         task, stats = outputs[: len(self._task_outputs)], outputs[len(self._task_outputs) :]
         found = FlowStatistics.from_array(stats[0].numpy()) if statistics and stats else None
